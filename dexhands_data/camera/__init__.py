@@ -1,0 +1,1 @@
+"""Camera-motion estimators: visual odometry, pycolmap (optional), ground truth pass-through."""

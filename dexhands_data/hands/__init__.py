@@ -1,0 +1,1 @@
+"""Hand estimators behind one protocol: MediaPipe (default, CPU), HaMeR (optional, GPU)."""

@@ -1,0 +1,157 @@
+"""Typed records that cross package boundaries: source reader -> estimators -> assembly -> writer.
+
+Arrays carry their frames and units in the field docs. Shapes use N = stored frames of the episode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .geometry import Intrinsics
+from .keypoints import NUM_HANDS, NUM_KEYPOINTS
+
+
+class EpisodeError(Exception):
+    """A problem with one episode's input: the episode fails with this message, the run goes on.
+
+    The message names the file and the problem, e.g. ``"clip.mp4: truncated stream after frame 41"``.
+    """
+
+
+@dataclass(frozen=True)
+class EpisodeRef:
+    """A cheap, serialisable pointer to one episode (what travels through Ray; never frames).
+
+    ``path`` is absolute; ``relpath`` is relative to the input root (used in ids and metadata).
+    ``metadata`` holds small JSON-able source facts found at discovery (fps, task, ...).
+    """
+
+    episode_id: str
+    source: str
+    path: str
+    relpath: str
+    split: str = "train"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EpisodeRef":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class VideoFrame:
+    """One decoded frame. ``image`` is RGB uint8 (H, W, 3) as a person sees it (rotation applied)."""
+
+    index: int  # index among the stored (possibly resampled) frames, 0-based
+    source_index: int  # index of the frame in the source stream
+    timestamp: float  # seconds from the start of the stream
+    image: np.ndarray
+
+
+@dataclass
+class HandTrack:
+    """Per-frame hands of one episode, left then right, 21 keypoints each (MANO order).
+
+    keypoints_cam: (N, 2, 21, 3) float32, metres, each frame's own OpenCV camera frame; NaN if invalid.
+    keypoints_2d: (N, 2, 21, 2) float32, pixels of the source frame; NaN if invalid.
+    valid: (N, 2) bool. confidence: (N, 2, 21) float32 in [0, 1]. score: (N, 2) float32.
+    lift_residual_px: (N, 2) float32 RMS reprojection residual of the 3D lift (NaN if not lifted).
+    estimator: "<name>==<version>" or "ground_truth:<source>"; config: the estimator's settings.
+    processing: counts of post-processing steps applied (e.g. {"handedness_swaps": 3}).
+    """
+
+    keypoints_cam: np.ndarray
+    keypoints_2d: np.ndarray
+    valid: np.ndarray
+    confidence: np.ndarray
+    score: np.ndarray
+    lift_residual_px: np.ndarray
+    estimator: str
+    config: dict[str, Any] = field(default_factory=dict)
+    processing: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n: int, estimator: str) -> "HandTrack":
+        nan = np.float32(np.nan)
+        return cls(
+            keypoints_cam=np.full((n, NUM_HANDS, NUM_KEYPOINTS, 3), nan, np.float32),
+            keypoints_2d=np.full((n, NUM_HANDS, NUM_KEYPOINTS, 2), nan, np.float32),
+            valid=np.zeros((n, NUM_HANDS), bool),
+            confidence=np.zeros((n, NUM_HANDS, NUM_KEYPOINTS), np.float32),
+            score=np.zeros((n, NUM_HANDS), np.float32),
+            lift_residual_px=np.full((n, NUM_HANDS), nan, np.float32),
+            estimator=estimator,
+        )
+
+    def __len__(self) -> int:
+        return int(self.valid.shape[0])
+
+
+@dataclass
+class CameraTrack:
+    """Camera poses of one episode.
+
+    T_world_cam: (N, 4, 4) float64, camera (OpenCV axes) to world. valid: (N,) bool.
+    translation_metric: translations are in metres (False: up to an unknown scale).
+    static: the camera never moves. world_frame: what the world is (e.g. "first_camera").
+    """
+
+    T_world_cam: np.ndarray
+    valid: np.ndarray
+    translation_metric: bool
+    static: bool
+    world_frame: str
+    estimator: str
+    config: dict[str, Any] = field(default_factory=dict)
+    processing: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def not_estimated(cls, n: int) -> "CameraTrack":
+        """Identity poses flagged invalid: the camera motion was not estimated."""
+        return cls(np.tile(np.eye(4), (n, 1, 1)), np.zeros(n, bool), False, False, "unknown", "none")
+
+
+class Episode(Protocol):
+    """An opened episode: metadata plus a streaming frame iterator (memory independent of length)."""
+
+    ref: EpisodeRef
+    intrinsics: Intrinsics
+    fps: float
+
+    def frames(self) -> Iterator[VideoFrame]: ...
+
+
+@dataclass
+class EpisodeData:
+    """Everything the writer needs for one finished episode.
+
+    timestamps: (N,) float64 seconds, strictly increasing. source_frame_index: (N,) int.
+    images: N JPEG byte strings (or None when frames are not embedded).
+    gripper: (N,) float32 in [0, 1] or None for human hands.
+    T_opencv_source: fixed axis change from the source's camera axes to OpenCV (4x4).
+    """
+
+    ref: EpisodeRef
+    embodiment: str
+    timestamps: np.ndarray
+    source_frame_index: np.ndarray
+    intrinsics: Intrinsics
+    fps: float
+    hands: HandTrack
+    camera: CameraTrack
+    images: list[bytes] | None = None
+    gripper: np.ndarray | None = None
+    task: str | None = None
+    T_opencv_source: np.ndarray = field(default_factory=lambda: np.eye(4))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])

@@ -1,0 +1,1 @@
+"""Source readers: one per raw format, each yielding episodes in one internal shape."""
