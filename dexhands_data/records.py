@@ -6,7 +6,7 @@ Arrays carry their frames and units in the field docs. Shapes use N = stored fra
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -134,7 +134,8 @@ class EpisodeData:
     """Everything the writer needs for one finished episode.
 
     timestamps: (N,) float64 seconds, strictly increasing. source_frame_index: (N,) int.
-    images: N JPEG byte strings (or None when frames are not embedded).
+    images: N JPEG byte strings, any indexable sequence (a list, or an ``images.ImageSpool`` on disk
+    for long episodes), or None when frames are not embedded.
     gripper: (N,) float32 in [0, 1] or None for human hands.
     T_opencv_source: fixed axis change from the source's camera axes to OpenCV (4x4).
     """
@@ -147,7 +148,7 @@ class EpisodeData:
     fps: float
     hands: HandTrack
     camera: CameraTrack
-    images: list[bytes] | None = None
+    images: Sequence[bytes] | None = None
     gripper: np.ndarray | None = None
     task: str | None = None
     T_opencv_source: np.ndarray = field(default_factory=lambda: np.eye(4))

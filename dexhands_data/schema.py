@@ -73,8 +73,12 @@ def _hf_feature(spec: ColumnSpec):
     if spec.dtype == "image":
         return Image()
     feature = Value(spec.dtype)
-    for n in reversed(spec.shape):
-        feature = List(feature, length=n)
+    for i, n in enumerate(reversed(spec.shape)):
+        # A nullable array column is a variable-length list at its outer level: Parquet readers
+        # cannot round-trip null entries of fixed-size lists (pyarrow raises "Expected all lists
+        # to be of size=N"). Its shape is still checked by ``dexdata validate``.
+        outer = i == len(spec.shape) - 1
+        feature = List(feature) if (outer and spec.nullable) else List(feature, length=n)
     return feature
 
 

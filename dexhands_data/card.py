@@ -1,0 +1,90 @@
+"""The dataset card ``README.md``: YAML ``configs`` (default + one per source) and ``dataset_info``,
+so that ``datasets.load_dataset("<folder>")`` loads the Parquet shards offline with the contract's
+features, then a human-readable description generated from ``meta/info.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .schema import DATA_DIR, hf_features
+
+CITATION = """@article{goswami2025dexwm,
+  title   = {World Models for Learning Dexterous Hand-Object Interactions from Human Videos},
+  author  = {Goswami, Raktim Gautam and Bar, Amir and Fan, David and Yang, Tsung-Yen and Zhou, Gaoyue
+             and Krishnamurthy, Prashanth and Rabbat, Michael and Khorrami, Farshad and LeCun, Yann},
+  journal = {arXiv preprint arXiv:2512.13644},
+  year    = {2025}
+}"""
+
+
+def card_yaml(info: dict) -> dict:
+    """Front matter: one config per source plus a default over all sources, splits from folders."""
+    features = hf_features("frame")._to_yaml_list()
+    splits = info["splits"]
+    configs = [{
+        "config_name": "default",
+        "default": True,
+        "data_files": [{"split": s, "path": f"{DATA_DIR}/*/{s}/*.parquet"} for s in splits],
+    }]
+    for source, summary in info["sources"].items():
+        if summary["ok"] == 0:
+            continue
+        configs.append({
+            "config_name": source,
+            "data_files": [{"split": s, "path": f"{DATA_DIR}/{source}/{s}/*.parquet"} for s in summary["splits"]],
+        })
+    licenses = sorted({s["license"] for s in info["sources"].values()})
+    return {
+        "pretty_name": "dexwm-actions",
+        "license": "other",
+        "license_details": "; ".join(f"{k}: {v['license']}" for k, v in info["sources"].items()) or None,
+        "task_categories": ["robotics"],
+        "tags": ["dexterous-manipulation", "world-model", "hand-pose", "egocentric", "dexwm"],
+        "configs": configs,
+        "dataset_info": [{"config_name": c["config_name"], "features": features} for c in configs],
+        "licenses_by_source": licenses,
+    }
+
+
+def card_markdown(info: dict) -> str:
+    rows = "\n".join(
+        f"| {k} | {v['ok']} | {v['failed']} | {v['frames']} | {v['hours']:.3f} | {v['license']} |"
+        for k, v in info["sources"].items()
+    )
+    return f"""# dexwm-actions
+
+Hand-keypoint actions and camera motion for dexterous world models (DexWM, arXiv 2512.13644),
+prepared with `dexhands-data` (schema {info['schema_version']}).
+
+| source | episodes ok | failed | frames | hours | licence |
+|---|---|---|---|---|---|
+{rows}
+
+## Loading
+```python
+import datasets
+ds = datasets.load_dataset("dexwm-actions")          # from the folder's parent, offline
+ds = datasets.load_dataset("path/to/dexwm-actions", "<source>")   # one source
+```
+
+## Conventions
+{chr(10).join(f"- **{k}**: {v}" for k, v in info['conventions'].items())}
+
+One row per frame; `meta/episodes.parquet` has one row per episode (status, failure reason, shard and
+row range, intrinsics, estimators and config hash); `meta/stats.json` has per-dimension statistics;
+`meta/info.json` has totals and the recipes. Schema: `schemas/v1/*.json` of dexhands-data.
+
+## Citation
+```bibtex
+{CITATION}
+```
+"""
+
+
+def write_card(root: Path, info: dict) -> None:
+    from .writer import atomic_write_text
+
+    front = yaml.safe_dump(card_yaml(info), sort_keys=False, allow_unicode=True)
+    atomic_write_text(Path(root) / "README.md", f"---\n{front}---\n\n{card_markdown(info)}")

@@ -1,0 +1,1 @@
+"""The ``dexdata`` command: one thin module per subcommand (parse, call the library, report)."""

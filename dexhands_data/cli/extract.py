@@ -1,0 +1,61 @@
+"""``dexdata extract --source NAME --input DIR --out DIR``: hands + camera motion from egocentric episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("extract", help="extract hand keypoints and camera motion into Parquet shards")
+    p.add_argument("--source", default="videos", choices=["videos", "ego4d", "egodex", "aria"])
+    p.add_argument("--input", required=True, help="input root folder of the source's layout")
+    p.add_argument("--out", default="dexwm-actions", help="dataset folder (default ./dexwm-actions)")
+    p.add_argument("--split", default="train", help="split for sources without their own split (videos, ego4d)")
+    p.add_argument("--hands", default="mediapipe", help="hand estimator (mediapipe; hamer when installed)")
+    p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1, help="MediaPipe model complexity")
+    p.add_argument("--camera", default=None, choices=["vo", "given", "none"],
+                   help="camera motion: visual odometry, the source's ground truth, or none "
+                        "(default: given for egodex/aria, vo otherwise)")
+    p.add_argument("--fps", type=float, default=None, help="resample frames to this rate by timestamps")
+    p.add_argument("--hfov", type=float, default=90.0,
+                   help="horizontal field of view (deg) assumed when a video has no intrinsics sidecar")
+    p.add_argument("--frame-size", type=int, default=224,
+                   help="embed frames as JPEG with this shorter side in px; 0 embeds no frames")
+    p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--ids", default=None, help="file with one episode id per line to process (a subset)")
+    p.add_argument("--workers", type=int, default=1, help="parallel Ray actors")
+    p.add_argument("--episodes-per-shard", type=int, default=1)
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
+    p.add_argument("--executor", default="ray", choices=["ray", "local"], help="local: no Ray, in this process")
+    p.add_argument("--retry-failed", action="store_true", help="reprocess shards that hold failed episodes")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..pipelines.extract import ExtractSettings, run_extract
+    from ..pipelines.runner import RunConfig
+
+    ground_truth = args.source in ("egodex", "aria")
+    camera = args.camera or ("given" if ground_truth else "vo")
+    source_options: dict = {}
+    if args.source in ("videos", "ego4d"):
+        source_options = {"hfov_deg": args.hfov, "target_fps": args.fps, "split": args.split}
+    elif args.fps is not None:
+        source_options = {"target_fps": args.fps}
+    settings = ExtractSettings(
+        source=args.source,
+        source_options=source_options,
+        hands=args.hands,
+        hands_options={"model_complexity": args.model_complexity} if args.hands == "mediapipe" else {},
+        camera=camera,
+        frame_short_side=args.frame_size or None,
+        jpeg_quality=args.jpeg_quality,
+    )
+    run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
+                           episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
+                           show_progress=not args.no_progress, executor=args.executor)
+    ids = set(Path(args.ids).read_text().split()) if args.ids else None
+    summary = run_extract(settings, args.input, run_config, ids)
+    summary.print_table()
+    return summary.exit_code

@@ -1,0 +1,1 @@
+"""Ray Data pipelines: extraction from egocentric video, DROID conversion; sharding and resume."""

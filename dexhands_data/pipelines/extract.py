@@ -1,0 +1,135 @@
+"""``dexdata extract``: egocentric episodes -> hands + camera motion -> shards.
+
+The processor opens one episode from its source, streams its frames once through the hand
+estimator (unless the source has ground-truth hands), the camera estimator (unless the source has
+ground-truth poses), and the JPEG encoder (frames spooled on disk), then returns the finished
+:class:`EpisodeData` for the writer. Only the episode reference crosses process boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..images import ImageSpool, encode_jpeg
+from ..records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef
+from .runner import RunConfig, RunSummary, run_pipeline
+
+
+@dataclass
+class ExtractSettings:
+    """Output-relevant settings of an extraction run (hashed into each episode's config_hash).
+
+    ``frame_short_side``: embedded JPEG frames are resized so the shorter side has this many px;
+    None stores no frames. ``camera``: "vo", "given" (source ground truth) or "none".
+    """
+
+    source: str
+    source_options: dict = field(default_factory=dict)
+    hands: str = "mediapipe"
+    hands_options: dict = field(default_factory=dict)
+    camera: str = "vo"
+    camera_options: dict = field(default_factory=dict)
+    frame_short_side: int | None = 224
+    jpeg_quality: int = 90
+
+
+class ExtractProcessor:
+    """Episode processor for egocentric sources (videos, ego4d, egodex, aria)."""
+
+    def __init__(self, **settings):
+        from ..sources.registry import create_source
+
+        self.settings = ExtractSettings(**settings)
+        self.source = create_source(self.settings.source, **self.settings.source_options)
+        self._hands = None
+        self._camera = None
+
+    def config(self) -> dict:
+        return asdict(self.settings)
+
+    @property
+    def hands(self):
+        if self._hands is None:
+            from ..hands.registry import create_hand_estimator
+
+            self._hands = create_hand_estimator(self.settings.hands, **self.settings.hands_options)
+        return self._hands
+
+    @property
+    def camera(self):
+        if self._camera is None and self.settings.camera not in ("none", "given"):
+            from ..camera.registry import create_camera_estimator
+
+            self._camera = create_camera_estimator(self.settings.camera, **self.settings.camera_options)
+        return self._camera
+
+    def __call__(self, ref: EpisodeRef) -> EpisodeData:
+        ep = self.source.open(ref)
+        hand_session = None if ep.hands is not None else self.hands.session(ep.intrinsics)
+        if self.settings.camera == "given" and ep.camera is None:
+            raise EpisodeError(f"{ref.relpath}: --camera given, but source {ref.source!r} has no camera poses")
+        use_gt_camera = ep.camera is not None and self.settings.camera in ("given", "vo")
+        camera_session = None if use_gt_camera or self.camera is None else self.camera.session(ep.intrinsics)
+        spool = ImageSpool() if self.settings.frame_short_side is not None else None
+        timestamps, source_index = [], []
+        try:
+            for frame in ep.frames():
+                timestamps.append(frame.timestamp)
+                source_index.append(frame.source_index)
+                if hand_session is not None:
+                    fh = hand_session.step(frame)
+                    kp2d, valid = fh.keypoints_2d, fh.valid
+                else:
+                    i = len(timestamps) - 1
+                    kp2d, valid = ep.hands.keypoints_2d[i], ep.hands.valid[i]
+                if camera_session is not None:
+                    camera_session.step(frame.image, kp2d, valid)
+                if spool is not None:
+                    spool.append(encode_jpeg(frame.image, self.settings.frame_short_side, self.settings.jpeg_quality))
+            n = len(timestamps)
+            if n == 0:
+                raise EpisodeError(f"{ref.relpath}: no frames decoded")
+            hands = hand_session.finish() if hand_session is not None else ep.hands
+            if use_gt_camera:
+                camera = ep.camera
+            elif camera_session is not None:
+                camera = camera_session.finish()
+            else:
+                camera = CameraTrack.not_estimated(n)
+            for name, track in (("hands", hands), ("camera", camera)):
+                if len(track.valid) != n:
+                    raise EpisodeError(f"{ref.relpath}: {name} cover {len(track.valid)} frames, video has {n}")
+        except BaseException:
+            if spool is not None:
+                spool.close()
+            raise
+        return EpisodeData(
+            ref=ref,
+            embodiment=ep.embodiment,
+            timestamps=np.asarray(timestamps, dtype=np.float64),
+            source_frame_index=np.asarray(source_index, dtype=np.int64),
+            intrinsics=ep.intrinsics,
+            fps=ep.fps,
+            hands=hands,
+            camera=camera,
+            images=spool,
+            gripper=ep.gripper,
+            task=ep.task,
+            T_opencv_source=ep.T_opencv_source,
+            extra=ep.extra,
+        )
+
+
+def run_extract(settings: ExtractSettings, input_root: str, run: RunConfig,
+                select_ids: set[str] | None = None) -> RunSummary:
+    """Discover episodes of ``settings.source`` under ``input_root`` and extract them into ``run.out``."""
+    from ..sources.registry import create_source
+
+    refs = create_source(settings.source, **settings.source_options).discover(input_root)
+    if select_ids is not None:
+        refs = [r for r in refs if r.episode_id in select_ids]
+    if not refs:
+        raise ValueError(f"{input_root}: no {settings.source} episodes found")
+    return run_pipeline(refs, ExtractProcessor, asdict(settings), run)

@@ -1,0 +1,223 @@
+"""Generic Ray Data runner: episode references in, Parquet shards and metadata out.
+
+A manifest of :class:`ShardTask` s (paths and small metadata, never frames) travels through Ray
+Data; a callable class (:class:`ShardWorker`) builds the stage processor once per actor, processes
+the episodes of a shard, writes the shard atomically and returns a small summary row. The driver
+streams those rows into a progress bar, then merges the shard markers into ``meta/``. A rerun
+skips shards whose marker exists (``retry_failed`` redoes shards holding failed episodes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from ..records import EpisodeData, EpisodeError, EpisodeRef
+from ..writer import DatasetWriter, FailedEpisode
+from .sharding import ShardTask, config_hash, plan_shards
+
+log = logging.getLogger(__name__)
+
+
+class EpisodeProcessor(Protocol):
+    """A stage processor: built once per worker with keyword arguments, called per episode."""
+
+    def config(self) -> dict: ...
+
+    def __call__(self, ref: EpisodeRef) -> EpisodeData: ...
+
+
+@dataclass
+class RunConfig:
+    """How to run: output folder, parallelism and cluster.
+
+    ``executor="ray"`` (default) runs the shards through Ray Data actors (local ``ray.init`` or
+    ``ray_address`` for a cluster); ``"local"`` runs them in this process (debugging, tests of logic).
+    """
+
+    out: str
+    workers: int = 1
+    ray_address: str | None = None
+    episodes_per_shard: int = 1
+    retry_failed: bool = False
+    show_progress: bool = True
+    num_gpus_per_worker: float = 0.0
+    executor: str = "ray"
+
+
+@dataclass
+class EpisodeOutcome:
+    episode_id: str
+    status: str
+    error: str | None
+    frames: int
+    seconds: float
+
+
+@dataclass
+class RunSummary:
+    """What a run did: per-episode outcomes of this run plus shards skipped as already finished."""
+
+    outcomes: list[EpisodeOutcome] = field(default_factory=list)
+    skipped_shards: int = 0
+    skipped_episodes: int = 0
+    wall_seconds: float = 0.0
+    dataset_failed_total: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(o.status != "ok" for o in self.outcomes)
+
+    @property
+    def frames(self) -> int:
+        return sum(o.frames for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every episode of the dataset is ok; 1 when any episode failed."""
+        return 1 if (self.failed or self.dataset_failed_total) else 0
+
+    def print_table(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="dexdata run summary")
+        for col in ("episode", "status", "frames", "fps", "reason"):
+            table.add_column(col, overflow="fold")
+        for o in sorted(self.outcomes, key=lambda o: o.episode_id):
+            fps = f"{o.frames / o.seconds:.1f}" if o.seconds > 0 and o.frames else "-"
+            style = None if o.status == "ok" else "red"
+            table.add_row(o.episode_id, o.status, str(o.frames), fps, o.error or "", style=style)
+        console = Console(stderr=True)
+        console.print(table)
+        rate = self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        console.print(
+            f"processed {len(self.outcomes)} episodes ({self.failed} failed), {self.frames} frames in "
+            f"{self.wall_seconds:.1f} s ({rate:.1f} frames/s); skipped {self.skipped_episodes} episodes "
+            f"in {self.skipped_shards} finished shards; failed episodes in the dataset: {self.dataset_failed_total}"
+        )
+
+
+class ShardWorker:
+    """Ray Data callable class: processes shard tasks and writes each shard (one row per shard out)."""
+
+    def __init__(self, processor_cls: type, processor_kwargs: dict, out: str, cfg_hash: str):
+        self.processor = processor_cls(**processor_kwargs)
+        self.writer = DatasetWriter(out)
+        self.cfg_hash = cfg_hash
+
+    def process(self, task: ShardTask) -> dict:
+        results: list[EpisodeData | FailedEpisode] = []
+        timings: dict[str, float] = {}
+        for ref in task.refs:
+            t0 = time.perf_counter()
+            try:
+                results.append(self.processor(ref))
+            except EpisodeError as exc:
+                results.append(FailedEpisode(ref, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad episode must never stop the run
+                log.error("episode %s crashed:\n%s", ref.episode_id, traceback.format_exc())
+                results.append(FailedEpisode(ref, f"{ref.relpath}: unexpected {type(exc).__name__}: {exc}"))
+            timings[ref.episode_id] = time.perf_counter() - t0
+        rows = self.writer.write_shard(task.source, task.split, task.name, results, self.cfg_hash)
+        for res in results:
+            close = getattr(getattr(res, "images", None), "close", None)
+            if close:
+                close()
+        outcomes = [
+            {"episode_id": r["episode_id"], "status": r["status"], "error": r["error"],
+             "frames": int(r["num_frames"]), "seconds": timings.get(r["episode_id"], 0.0)}
+            for r in rows
+        ]
+        return {"shard": task.name, "outcomes": json.dumps(outcomes)}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = [self.process(ShardTask.from_json(t)) for t in batch.column("task").to_pylist()]
+        return pa.Table.from_pylist(out)
+
+
+def _processor_name(processor_cls: type) -> str:
+    return f"{processor_cls.__module__}.{processor_cls.__qualname__}"
+
+
+def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: dict,
+                 cfg_hash: str, config: RunConfig):
+    import ray
+    import ray.data
+    from ray.data import ActorPoolStrategy, DataContext
+
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        if config.ray_address:
+            kwargs["address"] = config.ray_address
+        ray.init(**kwargs)
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.preserve_order = False
+    total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    # actors x cpus-per-actor must stay below the CPUs Ray has, or read tasks never get scheduled.
+    cpus_per_actor = max(0.1, min(1.0, (total_cpus - 0.5) / max(1, config.workers)))
+    ds = ray.data.from_items([{"task": t.to_json()} for t in tasks], override_num_blocks=len(tasks))
+    ds = ds.map_batches(
+        ShardWorker,
+        fn_constructor_kwargs={"processor_cls": processor_cls, "processor_kwargs": processor_kwargs,
+                               "out": os.path.abspath(config.out), "cfg_hash": cfg_hash},
+        compute=ActorPoolStrategy(size=config.workers),
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=cpus_per_actor,
+        num_gpus=config.num_gpus_per_worker or None,
+    )
+    yield from ds.iter_rows()
+
+
+def _local_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: dict,
+                   cfg_hash: str, config: RunConfig):
+    worker = ShardWorker(processor_cls, processor_kwargs, config.out, cfg_hash)
+    for task in tasks:
+        yield worker.process(task)
+
+
+def run_pipeline(refs: list[EpisodeRef], processor_cls: type, processor_kwargs: dict, config: RunConfig,
+                 recipe_sources: list[str] | None = None) -> RunSummary:
+    """Process ``refs`` into the dataset at ``config.out``, resuming finished shards, then finalise meta/."""
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    writer = DatasetWriter(config.out)
+    cfg = {"processor": _processor_name(processor_cls), "kwargs": processor_kwargs}
+    cfg_hash = config_hash(cfg["processor"], processor_kwargs)
+    summary = RunSummary()
+    todo: list[ShardTask] = []
+    for task in plan_shards(refs, config.episodes_per_shard):
+        marker = writer.read_marker(task.source, task.split, task.name)
+        redo = marker is None or (config.retry_failed and any(r["status"] != "ok" for r in marker["episodes"]))
+        if redo:
+            todo.append(task)
+        else:
+            summary.skipped_shards += 1
+            summary.skipped_episodes += len(task.refs)
+    if todo:
+        run = _ray_results if config.executor == "ray" else _local_results
+        n_episodes = sum(len(t.refs) for t in todo)
+        bar = tqdm(total=n_episodes, unit="ep", desc="episodes", disable=not config.show_progress, dynamic_ncols=True)
+        with bar:
+            for row in run(todo, processor_cls, processor_kwargs, cfg_hash, config):
+                for o in json.loads(row["outcomes"]):
+                    summary.outcomes.append(EpisodeOutcome(**o))
+                    bar.update(1)
+                elapsed = time.perf_counter() - t_start
+                bar.set_postfix(frames=summary.frames, fps=f"{summary.frames / max(elapsed, 1e-9):.1f}",
+                                failed=summary.failed)
+    sources = recipe_sources or sorted({r.source for r in refs})
+    info = writer.finalize({s: {**cfg, "config_hash": cfg_hash} for s in sources})
+    summary.dataset_failed_total = int(info["total_failed"])
+    summary.wall_seconds = time.perf_counter() - t_start
+    return summary

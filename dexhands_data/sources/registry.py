@@ -1,0 +1,22 @@
+"""Source readers by name (imported lazily: a reader's optional dependencies load only when used)."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Source
+
+SOURCES: dict[str, str] = {
+    "videos": "dexhands_data.sources.videos:VideoSource",
+    "ego4d": "dexhands_data.sources.ego4d:Ego4DSource",
+    "egodex": "dexhands_data.sources.egodex:EgoDexSource",
+    "aria": "dexhands_data.sources.aria:AriaSource",
+}
+
+
+def create_source(name: str, **options) -> Source:
+    """Instantiate the reader registered as ``name`` with its options."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}")
+    module, attr = SOURCES[name].split(":")
+    return getattr(importlib.import_module(module), attr)(**options)

@@ -1,0 +1,22 @@
+"""Shared test setup: offline HF, quiet Ray, and the path to the real fixtures in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DEXDATA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real fixtures (read-only). Tests never copy them into the repo."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real fixtures not found at {SHARED_DATA}")
+    return SHARED_DATA
