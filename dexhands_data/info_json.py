@@ -49,8 +49,8 @@ def build_info(rows: list[dict], recipes: dict, previous: dict | None = None) ->
     for r in rows:
         s = per_source[r["source"]]
         s["episodes"] += 1
-        s["splits"].add(r["split"])
         if r["status"] == "ok":
+            s["splits"].add(r["split"])
             s["ok"] += 1
             s["frames"] += int(r["num_frames"])
             s["seconds"] += int(r["num_frames"]) / float(r["fps"]) if r["fps"] else 0.0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Never read or pollute the user's HF cache: a cached build of another folder with the same name
+# would be returned silently (the stale-cache trap, ecosystem.md a.6).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="dexdata-test-hf-cache-")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DEXDATA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
