@@ -4,8 +4,6 @@ features, then a human-readable description generated from ``meta/info.json``.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from .schema import DATA_DIR, hf_features
@@ -83,8 +81,7 @@ row range, intrinsics, estimators and config hash); `meta/stats.json` has per-di
 """
 
 
-def write_card(root: Path, info: dict) -> None:
-    from .writer import atomic_write_text
-
+def card_text(info: dict) -> str:
+    """The whole ``README.md``: YAML front matter, then the description."""
     front = yaml.safe_dump(card_yaml(info), sort_keys=False, allow_unicode=True)
-    atomic_write_text(Path(root) / "README.md", f"---\n{front}---\n\n{card_markdown(info)}")
+    return f"---\n{front}---\n\n{card_markdown(info)}"

@@ -6,9 +6,10 @@ Layout (``schema.py`` holds the path templates)::
     <root>/meta/shards/<source>/<split>/<shard>.json   commit marker: episode rows + shard statistics
     <root>/meta/episodes.parquet, meta/stats.json, meta/info.json, README.md   (written by finalize)
 
-Every file is written to a hidden temporary name in its folder and renamed into place, so a crash
-never leaves a partial file under a name that ``load_dataset`` globs. A shard counts as finished
-only when its marker exists; the marker is written after the Parquet file is in place.
+The root is a local folder or a pyarrow filesystem URI (``s3://``, ``gs://``; see ``storage.py``).
+Every file is written to a hidden temporary name and moved into place, so a crash never leaves a
+partial file under a name that ``load_dataset`` globs. A shard counts as finished only when its
+marker exists; the marker is written after the Parquet file is in place.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .assemble import episode_row, failed_episode_row, frame_columns, frame_table
 from .records import EpisodeData, EpisodeError, EpisodeRef
-from .schema import EPISODES_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from .schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from .storage import Storage
 from .stats import DimStats
 
 ROW_GROUP_SIZE = 512
@@ -33,21 +34,6 @@ ROW_GROUP_SIZE = 512
 class FailedEpisode:
     ref: EpisodeRef
     error: str
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file next to ``path``, fsync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def table_stats(table: pa.Table) -> dict[str, DimStats]:
@@ -61,18 +47,18 @@ class DatasetWriter:
     """Writes shards of one dataset folder and finalises its metadata."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.storage = Storage(root)
 
     # ------------------------------------------------------------------ shards
     def shard_relpath(self, source: str, split: str, name: str) -> str:
         return SHARD_PATH.format(source=source, split=split, name=name)
 
-    def marker_path(self, source: str, split: str, name: str) -> Path:
-        return self.root / SHARD_MARKERS_DIR / source / split / f"{name}.json"
+    def marker_relpath(self, source: str, split: str, name: str) -> str:
+        return f"{SHARD_MARKERS_DIR}/{source}/{split}/{name}.json"
 
     def read_marker(self, source: str, split: str, name: str) -> dict | None:
-        path = self.marker_path(source, split, name)
-        return json.loads(path.read_text()) if path.exists() else None
+        relpath = self.marker_relpath(source, split, name)
+        return json.loads(self.storage.read_bytes(relpath)) if self.storage.exists(relpath) else None
 
     def write_shard(
         self,
@@ -103,10 +89,8 @@ class DatasetWriter:
         stats: dict[str, DimStats] = {}
         num_rows = 0
         if ready:
-            path = self.root / relpath
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-            with pq.ParquetWriter(tmp, arrow_schema(), compression="zstd") as sink:
+            with self.storage.open_atomic(relpath) as stream, \
+                    pq.ParquetWriter(stream, arrow_schema(), compression="zstd") as sink:
                 for ep, columns, row in ready:
                     row.update(shard=relpath, row_start=num_rows, row_end=num_rows + len(ep))
                     rows.append(row)
@@ -116,25 +100,21 @@ class DatasetWriter:
                         for key, value in table_stats(table).items():
                             stats[key] = value if key not in stats else stats[key].merge(value)
                     num_rows += len(ep)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
         rows.sort(key=lambda r: r["episode_id"])
         marker = {"shard": relpath if ready else None, "num_rows": num_rows, "episodes": rows,
                   "stats": {k: v.to_dict() for k, v in stats.items()} or None}
-        atomic_write_text(self.marker_path(source, split, name), json.dumps(marker, sort_keys=True))
+        self.storage.write_text(self.marker_relpath(source, split, name), json.dumps(marker, sort_keys=True))
         return rows
 
     def markers(self) -> list[dict]:
-        base = self.root / SHARD_MARKERS_DIR
-        return [json.loads(p.read_text()) for p in sorted(base.rglob("*.json"))] if base.is_dir() else []
+        return [json.loads(self.storage.read_bytes(p)) for p in self.storage.list_files(SHARD_MARKERS_DIR, ".json")]
 
     # ------------------------------------------------------------------ metadata
     def finalize(self, recipes: dict | None = None) -> dict:
         """Merge all shard markers into ``meta/episodes.parquet``, ``meta/stats.json``,
         ``meta/info.json`` and the dataset card; returns the info dict. ``recipes`` maps a source
         name to the settings of the run that wrote it."""
-        from .card import write_card
+        from .card import card_text
         from .info_json import build_info
 
         markers = self.markers()
@@ -142,23 +122,21 @@ class DatasetWriter:
         ids = [r["episode_id"] for r in rows]
         if len(ids) != len(set(ids)):
             dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise RuntimeError(f"{self.root}: episode ids appear in more than one shard: {dup}")
+            raise RuntimeError(f"{self.storage.uri}: episode ids appear in more than one shard: {dup}")
         episodes = pa.Table.from_pylist(rows, schema=arrow_schema("episode"))
-        sink = pa.BufferOutputStream()
-        pq.write_table(episodes, sink, compression="zstd")
-        atomic_write_bytes(self.root / EPISODES_PATH, sink.getvalue().to_pybytes())
+        with self.storage.open_atomic(EPISODES_PATH) as stream:
+            pq.write_table(episodes, stream, compression="zstd")
 
         merged: dict[str, DimStats] = {}
         for m in markers:
             for key, d in (m.get("stats") or {}).items():
                 shard = DimStats.from_dict(d)
                 merged[key] = shard if key not in merged else merged[key].merge(shard)
-        atomic_write_text(self.root / STATS_PATH, json.dumps({k: v.to_dict() for k, v in sorted(merged.items())}, indent=1))
+        self.storage.write_text(STATS_PATH, json.dumps({k: v.to_dict() for k, v in sorted(merged.items())}, indent=1))
 
-        info_path = self.root / "meta" / "info.json"
-        previous = json.loads(info_path.read_text()) if info_path.exists() else None
+        previous = json.loads(self.storage.read_bytes(INFO_PATH)) if self.storage.exists(INFO_PATH) else None
         info = build_info(rows, recipes or {}, previous)
-        atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True))
-        write_card(self.root, info)
+        self.storage.write_text(INFO_PATH, json.dumps(info, indent=2, sort_keys=True))
+        self.storage.write_text("README.md", card_text(info))
         return info
 

@@ -40,7 +40,7 @@ def run(args) -> int:
     camera = args.camera or ("given" if ground_truth else "vo")
     source_options: dict = {}
     if args.source in ("videos", "ego4d"):
-        source_options = {"hfov_deg": args.hfov, "target_fps": args.fps, "split": args.split}
+        source_options = {"hfov_deg": args.hfov, "target_fps": args.fps}
     elif args.fps is not None:
         source_options = {"target_fps": args.fps}
     settings = ExtractSettings(
@@ -56,6 +56,7 @@ def run(args) -> int:
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
                            show_progress=not args.no_progress, executor=args.executor)
     ids = set(Path(args.ids).read_text().split()) if args.ids else None
-    summary = run_extract(settings, args.input, run_config, ids)
+    split = args.split if args.source in ("videos", "ego4d") else None
+    summary = run_extract(settings, args.input, run_config, ids, split)
     summary.print_table()
     return summary.exit_code

@@ -8,7 +8,7 @@ ground-truth poses), and the JPEG encoder (frames spooled on disk), then returns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -52,9 +52,9 @@ class ExtractProcessor:
     @property
     def hands(self):
         if self._hands is None:
-            from ..hands.registry import create_hand_estimator
+            from ..hands.registry import create
 
-            self._hands = create_hand_estimator(self.settings.hands, **self.settings.hands_options)
+            self._hands = create(self.settings.hands, **self.settings.hands_options)
         return self._hands
 
     @property
@@ -123,13 +123,18 @@ class ExtractProcessor:
 
 
 def run_extract(settings: ExtractSettings, input_root: str, run: RunConfig,
-                select_ids: set[str] | None = None) -> RunSummary:
-    """Discover episodes of ``settings.source`` under ``input_root`` and extract them into ``run.out``."""
+                select_ids: set[str] | None = None, split: str | None = None) -> RunSummary:
+    """Discover episodes of ``settings.source`` under ``input_root`` and extract them into ``run.out``.
+
+    ``split`` assigns one split to every episode (for sources whose layout has none, e.g. videos).
+    """
     from ..sources.registry import create_source
 
     refs = create_source(settings.source, **settings.source_options).discover(input_root)
     if select_ids is not None:
         refs = [r for r in refs if r.episode_id in select_ids]
+    if split is not None:
+        refs = [replace(r, split=split) for r in refs]
     if not refs:
         raise ValueError(f"{input_root}: no {settings.source} episodes found")
     return run_pipeline(refs, ExtractProcessor, asdict(settings), run)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from ..records import EpisodeData, EpisodeError, EpisodeRef
+from ..storage import is_remote
 from ..writer import DatasetWriter, FailedEpisode
 from .sharding import ShardTask, config_hash, plan_shards
 
@@ -70,6 +73,7 @@ class RunSummary:
     skipped_episodes: int = 0
     wall_seconds: float = 0.0
     dataset_failed_total: int = 0
+    peak_worker_rss_mb: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -98,10 +102,12 @@ class RunSummary:
         console = Console(stderr=True)
         console.print(table)
         rate = self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
-        console.print(
+        print(
             f"processed {len(self.outcomes)} episodes ({self.failed} failed), {self.frames} frames in "
             f"{self.wall_seconds:.1f} s ({rate:.1f} frames/s); skipped {self.skipped_episodes} episodes "
-            f"in {self.skipped_shards} finished shards; failed episodes in the dataset: {self.dataset_failed_total}"
+            f"in {self.skipped_shards} finished shards; failed episodes in the dataset: {self.dataset_failed_total}; "
+            f"peak worker memory {self.peak_worker_rss_mb:.0f} MB",
+            file=sys.stderr,
         )
 
 
@@ -136,7 +142,8 @@ class ShardWorker:
              "frames": int(r["num_frames"]), "seconds": timings.get(r["episode_id"], 0.0)}
             for r in rows
         ]
-        return {"shard": task.name, "outcomes": json.dumps(outcomes)}
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return {"shard": task.name, "outcomes": json.dumps(outcomes), "peak_rss_mb": peak_rss_mb}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         out = [self.process(ShardTask.from_json(t)) for t in batch.column("task").to_pylist()]
@@ -168,7 +175,8 @@ def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: 
     ds = ds.map_batches(
         ShardWorker,
         fn_constructor_kwargs={"processor_cls": processor_cls, "processor_kwargs": processor_kwargs,
-                               "out": os.path.abspath(config.out), "cfg_hash": cfg_hash},
+                               "out": config.out if is_remote(config.out) else os.path.abspath(config.out),
+                               "cfg_hash": cfg_hash},
         compute=ActorPoolStrategy(size=config.workers),
         batch_size=1,
         batch_format="pyarrow",
@@ -210,6 +218,7 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type, processor_kwargs: 
         bar = tqdm(total=n_episodes, unit="ep", desc="episodes", disable=not config.show_progress, dynamic_ncols=True)
         with bar:
             for row in run(todo, processor_cls, processor_kwargs, cfg_hash, config):
+                summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, float(row["peak_rss_mb"]))
                 for o in json.loads(row["outcomes"]):
                     summary.outcomes.append(EpisodeOutcome(**o))
                     bar.update(1)

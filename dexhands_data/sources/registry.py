@@ -7,7 +7,7 @@ import importlib
 from .base import Source
 
 SOURCES: dict[str, str] = {
-    "videos": "dexhands_data.sources.videos:VideoSource",
+    "videos": "dexhands_data.sources.videos:VideosSource",
     "ego4d": "dexhands_data.sources.ego4d:Ego4DSource",
     "egodex": "dexhands_data.sources.egodex:EgoDexSource",
     "aria": "dexhands_data.sources.aria:AriaSource",
