@@ -22,6 +22,13 @@ def add_parser(sub) -> None:
     p.add_argument("--frame-size", type=int, default=224,
                    help="embed frames as JPEG with this shorter side in px; 0 embeds no frames")
     p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--egodex-camera-axes", default="opencv", choices=["opencv", "arkit", "auto"],
+                   help="EgoDex camera axes convention (auto: decided per episode by projecting wrists)")
+    p.add_argument("--aria-pinhole-size", type=int, default=1024, help="Aria: side of the undistorted pinhole frame")
+    p.add_argument("--aria-focal-scale", type=float, default=1.0, help="Aria: pinhole focal relative to the fisheye's")
+    p.add_argument("--aria-calibration", default="auto", choices=["auto", "online", "factory"])
+    p.add_argument("--aria-hand-tolerance", type=float, default=0.05,
+                   help="Aria: max seconds between a frame and its hand-tracking row")
     p.add_argument("--ids", default=None, help="file with one episode id per line to process (a subset)")
     p.add_argument("--workers", type=int, default=1, help="parallel Ray actors")
     p.add_argument("--episodes-per-shard", type=int, default=1)
@@ -41,8 +48,12 @@ def run(args) -> int:
     source_options: dict = {}
     if args.source in ("videos", "ego4d"):
         source_options = {"hfov_deg": args.hfov, "target_fps": args.fps}
-    elif args.fps is not None:
-        source_options = {"target_fps": args.fps}
+    elif args.source == "egodex":
+        source_options = {"target_fps": args.fps, "camera_axes": args.egodex_camera_axes}
+    elif args.source == "aria":
+        source_options = {"target_fps": args.fps, "pinhole_size": args.aria_pinhole_size,
+                          "focal_scale": args.aria_focal_scale, "calibration": args.aria_calibration,
+                          "hand_tolerance_s": args.aria_hand_tolerance}
     settings = ExtractSettings(
         source=args.source,
         source_options=source_options,
