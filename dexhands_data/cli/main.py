@@ -11,7 +11,14 @@ import sys
 
 SUBCOMMANDS = (
     "extract",
+    "convert_droid",
     "validate",
+    "info",
+    "viz",
+    "actions",
+    "publish",
+    "compare_hands",
+    "train_reference",
 )
 
 

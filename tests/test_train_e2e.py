@@ -1,0 +1,145 @@
+"""Reference trainer end to end on a small dataset of REAL video frames (shared_data/hand_video), written by
+the DatasetWriter and read back only through the loader: the tiny model on CPU trains (loss goes down),
+resumes bit-for-bit, and evaluates. The hand/camera tracks are the physically consistent synthetic ones of
+tests/fakes.py (a right hand in front of a yawing camera), projected with the video's own frame size."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from dexhands_data.cli import train_reference
+from dexhands_data.geometry import Intrinsics
+from dexhands_data.images import encode_jpeg
+from dexhands_data.train.trainer import TrainConfig, checkpoint_paths, evaluate, open_windows
+from dexhands_data.writer import DatasetWriter
+from fakes import synthetic_episode
+
+VIDEO = "hand_video/mediapipe_hand_landmarker_test_video.mp4"
+FRAMES_PER_EPISODE = 40
+TINY = ["--model", "tiny", "--encoder", "random", "--random-encoder-dim", "32", "--image-height", "56",
+        "--image-width", "98", "--batch-size", "4", "--lr", "1e-3", "--log-every", "1"]
+
+
+def _episode(eid: str, frames: list[np.ndarray], seed: int):
+    n = len(frames)
+    ep = synthetic_episode(eid, n, seed=seed, images=[encode_jpeg(f) for f in frames])
+    h, w = frames[0].shape[:2]
+    K = Intrinsics.from_fov(w, h, 90.0)
+    kp = ep.hands.keypoints_cam[:, 1].reshape(-1, 3)
+    ep.hands.keypoints_2d[:, 1] = ((K.K @ kp.T).T[:, :2] / kp[:, 2:3]).reshape(n, 21, 2)
+    ep.intrinsics, ep.fps, ep.timestamps = K, 25.0, np.arange(n) / 25.0
+    return ep
+
+
+@pytest.fixture(scope="module")
+def real_dataset(shared_data, tmp_path_factory):
+    with av.open(str(shared_data / VIDEO)) as c:
+        rgb = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    root = tmp_path_factory.mktemp("train") / "dexwm-actions"
+    writer = DatasetWriter(root)
+    eps = [_episode(f"clip{k}", rgb[s : s + FRAMES_PER_EPISODE], k) for k, s in enumerate((0, 100))]
+    writer.write_shard("videos", "train", "s0", eps, "h")
+    writer.finalize()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny CPU models run much faster on one thread than on two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    cached = functools.partial(datasets.load_dataset, cache_dir=str(tmp_path / "c"))
+    monkeypatch.setattr(datasets, "load_dataset", cached)
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    train_reference.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train-reference", *argv])
+    return args.func(args)
+
+
+def _metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_loader_windows_feed_the_trainer(real_dataset):
+    cfg = TrainConfig(data=str(real_dataset), image_height=56, image_width=98, eval_split="train")
+    ds = open_windows(cfg, train=True)
+    assert len(ds) == 20  # 2 episodes x the released sampler's 10 segments
+    s = ds[0]
+    assert s["frames"].shape == (9, 3, 56, 98) and s["actions"].shape == (8, 132)
+    assert s["hc_visible"][:, 6:].any() and not s["hc_visible"][:, :6].any()  # right hand only
+
+
+def test_train_resume_and_eval_on_real_frames(real_dataset, tmp_path):
+    run = tmp_path / "run"
+    assert _cli("--data", str(real_dataset), "--out", str(run), "--steps", "24", "--ckpt-every", "12",
+                "--keep-checkpoints", "4", "--eval-split", "train", *TINY) == 0
+    log = _metrics(run)
+    assert [r["step"] for r in log] == list(range(1, 25))
+    assert {"step", "loss", "loss_state", "loss_hc", "lr", "steps_per_s", "samples_per_s"} <= set(log[0])
+    first, last = np.mean([r["loss"] for r in log[:4]]), np.mean([r["loss"] for r in log[-4:]])
+    assert last < 0.7 * first, (first, last)
+    assert log[0]["loss_state"] == pytest.approx(1.0, abs=1e-3)  # zero-init predictor vs LayerNormed latents
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "tiny" and config["hc_weight"] == 100.0 and config["steps"] == 24
+
+    # exact resume: a copy of the run stopped at step 12 continues to the same losses
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(run / "checkpoints" / "step_0000012.pt", resumed / "checkpoints")
+    (resumed / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log[:14]))  # 2 stale lines
+    assert _cli("--data", str(real_dataset), "--out", str(resumed), "--steps", "24", "--ckpt-every", "12",
+                "--eval-split", "train", "--resume", *TINY) == 0
+    log2 = _metrics(resumed)
+    assert [r["step"] for r in log2] == list(range(1, 25))
+    for a, b in zip(log[12:], log2[12:]):
+        keys = ("step", "loss", "loss_state", "loss_hc", "lr", "grad_norm")
+        assert [a[k] for k in keys] == [b[k] for k in keys]
+    # a second run into a folder with checkpoints needs --resume
+    assert _cli("--data", str(real_dataset), "--out", str(run), "--steps", "2", *TINY) == 1
+
+    # evaluation: open-loop rollouts of 4 steps (stride 2 frames) from the true first frame
+    assert _cli("--data", str(real_dataset), "--out", str(run), "--eval", "--eval-rollout", "4",
+                "--eval-stride", "2", "--eval-split", "train", "--batch-size", "4") == 0
+    res = json.loads((run / "eval" / "metrics.json").read_text())
+    assert res["step"] == 24 and res["rollout_steps"] == 4 and res["samples"] == 8  # 2 episodes x 4 windows
+    d = 32
+    for step in range(4):
+        l1, l2 = res["per_step"]["l2_dexwm"][step], res["per_step"]["l2"][step]
+        assert 0 < l1 and np.sqrt(d) * l1 <= l2 + 1e-6 <= d * l1 + 1e-5  # norm inequalities per patch
+        per = res["per_step"]
+        for t in ("2.5", "5", "10", "20"):
+            assert 0 <= per[f"pck_all12@{t}"][step] <= per[f"pck_visible@{t}"][step] <= 100
+    assert res["last"]["l2_dexwm"] == res["per_step"]["l2_dexwm"][-1]
+    assert (run / "eval" / "heatmaps.png").stat().st_size > 10_000
+
+
+def test_multistep_finetune_from_pretrained(real_dataset, tmp_path):
+    pre = tmp_path / "pre"
+    assert _cli("--data", str(real_dataset), "--out", str(pre), "--steps", "2", *TINY) == 0
+    ft = tmp_path / "ft"
+    assert _cli("--data", str(real_dataset), "--out", str(ft), "--steps", "3", "--multistep", "--sampler",
+                "full-seq", "--init-from", str(checkpoint_paths(pre)[-1]), "--schedule", "cosine", *TINY) == 0
+    log = _metrics(ft)
+    assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
+    assert log[0]["loss_state"] != pytest.approx(1.0, abs=1e-4)  # started from the pre-trained weights
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate(TrainConfig(data=str(real_dataset), out=str(tmp_path / "none")))
