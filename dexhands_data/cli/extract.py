@@ -13,6 +13,14 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default="train", help="split for sources without their own split (videos, ego4d)")
     p.add_argument("--hands", default="mediapipe", help="hand estimator (mediapipe; hamer when installed)")
     p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1, help="MediaPipe model complexity")
+    p.add_argument("--hamer-checkpoint", default=None, help="HaMeR checkpoint (default: env HAMER_CHECKPOINT)")
+    p.add_argument("--hamer-mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: env HAMER_MANO_DIR)")
+    p.add_argument("--hamer-batch-size", type=int, default=32, help="HaMeR crops per GPU batch")
+    p.add_argument("--hamer-detect-every", type=int, default=1,
+                   help="run the MediaPipe box detector every k-th frame, reuse boxes in between")
+    p.add_argument("--hamer-fp16", action="store_true")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="GPUs per Ray actor (fractional allowed, e.g. 0.5 with --workers 2 on one GPU)")
     p.add_argument("--camera", default=None, choices=["vo", "given", "none"],
                    help="camera motion: visual odometry, the source's ground truth, or none "
                         "(default: given for egodex/aria, vo otherwise)")
@@ -39,6 +47,20 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _hands_options(args) -> dict:
+    if args.hands == "mediapipe":
+        return {"model_complexity": args.model_complexity}
+    if args.hands == "hamer":
+        from ..hands.hamer_backend import locate_hamer
+
+        if not args.ray_address:  # say what is missing once, before any actor starts
+            locate_hamer(args.hamer_checkpoint, args.hamer_mano_dir)
+        return {"checkpoint": args.hamer_checkpoint, "mano_dir": args.hamer_mano_dir,
+                "batch_size": args.hamer_batch_size, "detect_every": args.hamer_detect_every,
+                "fp16": args.hamer_fp16, "detector_model_complexity": args.model_complexity}
+    return {}
+
+
 def run(args) -> int:
     from ..pipelines.extract import ExtractSettings, run_extract
     from ..pipelines.runner import RunConfig
@@ -58,14 +80,15 @@ def run(args) -> int:
         source=args.source,
         source_options=source_options,
         hands=args.hands,
-        hands_options={"model_complexity": args.model_complexity} if args.hands == "mediapipe" else {},
+        hands_options=_hands_options(args),
         camera=camera,
         frame_short_side=args.frame_size or None,
         jpeg_quality=args.jpeg_quality,
     )
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
-                           show_progress=not args.no_progress, executor=args.executor)
+                           show_progress=not args.no_progress, executor=args.executor,
+                           num_gpus_per_worker=args.gpus_per_worker)
     ids = set(Path(args.ids).read_text().split()) if args.ids else None
     split = args.split if args.source in ("videos", "ego4d") else None
     summary = run_extract(settings, args.input, run_config, ids, split)

@@ -100,7 +100,8 @@ class CropBatcher:
         self.max_in_flight = int(max_in_flight)
         self._queue: list[CropItem] = []
         self._pending: deque[tuple[list[CropItem], Future]] = deque()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crop-batcher") if max_in_flight else None
+        self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="crop-batcher")
+                      if max_in_flight else None)
         self.stats = BatchStats()
 
     def add(self, item: CropItem) -> list[tuple[CropItem, dict[str, np.ndarray]]]:

@@ -102,7 +102,8 @@ def compare_tracks(a: HandTrack, b: HandTrack, match_fraction: float = 0.5) -> H
     for t in range(n):
         for sa, sb in match_hands(a.keypoints_2d[t], va[t], b.keypoints_2d[t], vb[t], match_fraction):
             ka, kb = a.keypoints_cam[t, sa].astype(np.float64), b.keypoints_cam[t, sb].astype(np.float64)
-            d2.append(np.linalg.norm(a.keypoints_2d[t, sa].astype(np.float64) - b.keypoints_2d[t, sb], axis=-1))
+            pa2, pb2 = a.keypoints_2d[t, sa].astype(np.float64), b.keypoints_2d[t, sb].astype(np.float64)
+            d2.append(np.linalg.norm(pa2 - pb2, axis=-1))
             cam.append(np.linalg.norm(ka - kb, axis=-1).mean())
             root.append(np.linalg.norm((ka - ka[WRIST]) - (kb - kb[WRIST]), axis=-1).mean())
             pa.append(np.linalg.norm(procrustes_align(kb, ka) - ka, axis=-1).mean())
@@ -129,7 +130,8 @@ def _from_sums(s: dict, frames: int, kp2d_median: float, est_a: str, est_b: str)
         kp2d_px_mean=mean("kp2d_sum", per=NUM_KEYPOINTS),
         kp2d_px_median=kp2d_median,
         kp2d_px_per_keypoint=[v / p if p else nan for v in s["kp2d_per_kp_sum"]],
-        mpjpe_cam_mm=mean("cam_sum", 1000.0), mpjpe_root_mm=mean("root_sum", 1000.0), pa_mpjpe_mm=mean("pa_sum", 1000.0),
+        mpjpe_cam_mm=mean("cam_sum", 1000.0), mpjpe_root_mm=mean("root_sum", 1000.0),
+        pa_mpjpe_mm=mean("pa_sum", 1000.0),
         estimator_a=est_a, estimator_b=est_b, _sums=s,
     )
 
@@ -216,7 +218,8 @@ def compare_datasets(root_a: str | Path, root_b: str | Path, episode_ids: set[st
     eps = {}
     for eid in common:
         if len(a[eid]) != len(b[eid]):
-            raise EpisodeError(f"{root_b}: episode {eid} has {len(b[eid])} frames, {root_a} has {len(a[eid])}")
+            raise EpisodeError(f"{root_b}: episode {eid} has {len(b[eid])} frames, "
+                               f"{root_a} has {len(a[eid])}")
         eps[eid] = compare_tracks(a[eid], b[eid], match_fraction)
     return DatasetComparison(eps, pool(list(eps.values())) if eps else None,
                              sorted(set(a) - set(b)), sorted(set(b) - set(a)))

@@ -1,4 +1,4 @@
-"""HaMeR (Pavlakos et al., CVPR 2024) hand estimator: MediaPipe boxes -> batched crops -> HaMeR -> real-camera lift.
+"""HaMeR (Pavlakos et al., CVPR 2024) hands: MediaPipe boxes -> batched crops -> HaMeR -> real-camera lift.
 
 Needs the user's own install of the official ``hamer`` package, its checkpoint (``hamer.ckpt`` with
 ``model_config.yaml`` two folders up, as ``fetch_demo_data.sh`` lays them out) and the MANO right-hand
@@ -73,7 +73,7 @@ class HamerUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class HamerFiles:
-    """Resolved files of a HaMeR install. ``data_dir`` is the ``_DATA`` folder (checkpoint's grand-grandparent)."""
+    """Resolved files of a HaMeR install; ``data_dir``: the ``_DATA`` folder 3 levels above the checkpoint."""
 
     checkpoint: Path
     model_config: Path
@@ -88,15 +88,17 @@ def locate_hamer(checkpoint: str | os.PathLike | None = None, mano_dir: str | os
                  check_package: bool = True) -> HamerFiles:
     """Resolve and check HaMeR's files; raise :class:`HamerUnavailable` listing everything missing.
 
-    checkpoint: ``--hamer-checkpoint``, else env ``HAMER_CHECKPOINT``, else ``./_DATA/hamer_ckpts/checkpoints/hamer.ckpt``.
-    mano_dir: ``--hamer-mano-dir``, else env ``HAMER_MANO_DIR``, else ``<_DATA>/data/mano`` next to the checkpoint.
+    checkpoint: ``--hamer-checkpoint``, else env ``HAMER_CHECKPOINT``, else
+    ``./_DATA/hamer_ckpts/checkpoints/hamer.ckpt``. mano_dir: ``--hamer-mano-dir``, else env
+    ``HAMER_MANO_DIR``, else ``<_DATA>/data/mano`` next to the checkpoint.
     """
     missing: list[str] = []
     if check_package and importlib.util.find_spec("hamer") is None:
         missing.append("the Python package 'hamer' is not installed (git clone --recursive "
                        "https://github.com/geopavlakos/hamer && pip install -e hamer[all] && "
                        "pip install -v -e hamer/third-party/ViTPose)")
-    ckpt = Path(checkpoint or os.environ.get(ENV_CHECKPOINT) or DEFAULT_CHECKPOINT_RELPATH).expanduser().resolve()
+    ckpt = Path(checkpoint or os.environ.get(ENV_CHECKPOINT) or DEFAULT_CHECKPOINT_RELPATH)
+    ckpt = ckpt.expanduser().resolve()
     cfg = ckpt.parent.parent / "model_config.yaml"
     if not ckpt.is_file():
         missing.append(f"the HaMeR checkpoint {ckpt} does not exist (pass --hamer-checkpoint PATH or set "
@@ -156,8 +158,9 @@ class ModelSpec:
     @classmethod
     def from_config(cls, cfg: Any) -> "ModelSpec":
         shape = cfg.MODEL.get("BBOX_SHAPE", None)
-        return cls(int(cfg.MODEL.IMAGE_SIZE), float(cfg.EXTRA.FOCAL_LENGTH), tuple(map(float, cfg.MODEL.IMAGE_MEAN)),
-                   tuple(map(float, cfg.MODEL.IMAGE_STD)), None if shape is None else (int(shape[0]), int(shape[1])))
+        return cls(int(cfg.MODEL.IMAGE_SIZE), float(cfg.EXTRA.FOCAL_LENGTH),
+                   tuple(map(float, cfg.MODEL.IMAGE_MEAN)), tuple(map(float, cfg.MODEL.IMAGE_STD)),
+                   None if shape is None else (int(shape[0]), int(shape[1])))
 
 
 def keypoint_permutation(model: Any) -> np.ndarray | None:
@@ -171,7 +174,8 @@ def keypoint_permutation(model: Any) -> np.ndarray | None:
         return np.asarray(MANO_TO_OURS)
     jm = np.asarray(joint_map.detach().cpu().numpy() if hasattr(joint_map, "detach") else joint_map).tolist()
     if jm != list(MANO_TO_OURS):
-        raise ValueError(f"unexpected MANO joint_map {jm}; expected HaMeR's OpenPose order {list(MANO_TO_OURS)}")
+        raise ValueError(f"unexpected MANO joint_map {jm}; expected HaMeR's OpenPose order "
+                         f"{list(MANO_TO_OURS)}")
     return None
 
 
@@ -233,7 +237,8 @@ def weak_perspective_to_camera(pred_cam: np.ndarray, transform: CropTransform, K
 @dataclass(frozen=True)
 class DecodedHand:
     """One hand in the full frame: keypoints_cam (21, 3) m OpenCV camera; keypoints_2d (21, 2) px;
-    lift_residual_px RMS; translation (3,) m of the lift; translation_weak (3,) m of the weak-perspective camera."""
+    lift_residual_px RMS; translation (3,) m of the lift; translation_weak (3,) m of the weak-perspective
+    camera."""
 
     keypoints_cam: np.ndarray
     keypoints_2d: np.ndarray
@@ -277,7 +282,7 @@ class HamerSession:
         self._slots: list[HandDetection | None] = [None, None]
         self._frame_hands: FrameHands | None = None
         self._store: dict[tuple[int, int], DecodedHand] = {}
-        self._det: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+        self._score: dict[tuple[int, int], float] = {}
         self._events: Counter = Counter()
         self._depth_ratio: list[float] = []
         self._closed = False
@@ -288,7 +293,8 @@ class HamerSession:
         h, w = frame.image.shape[:2]
         K = self.intrinsics
         if (w, h) != (K.width, K.height):
-            raise ValueError(f"frame {frame.index} is {w}x{h} but the intrinsics are for {K.width}x{K.height}")
+            raise ValueError(f"frame {frame.index} is {w}x{h} but the intrinsics are for "
+                             f"{K.width}x{K.height}")
         i = self._n
         self._n += 1
         self._events["frames"] += 1
@@ -315,7 +321,7 @@ class HamerSession:
                 self._events["boxes_rejected"] += 1
                 continue
             patch = normalize_crop(crop_image(frame.image, tr), spec.mean, spec.std)
-            self._det[(i, side)] = (det.score, det.confidence)
+            self._score[(i, side)] = det.score
             self._events["crops_mirrored" if tr.flip else "crops_right"] += 1
             self._take(self._batcher.add(CropItem(i, side, tr, patch, (w, h))))
         return fh
@@ -342,7 +348,7 @@ class HamerSession:
         track = HandTrack.empty(self._n, self.est.estimator_id)
         W, H = self.intrinsics.width, self.intrinsics.height
         for (i, side), hand in self._store.items():
-            score, conf = self._det[(i, side)]
+            score = self._score[(i, side)]
             uv = hand.keypoints_2d
             inside = (uv[:, 0] >= -0.5) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= H - 0.5)
             track.keypoints_cam[i, side] = hand.keypoints_cam
@@ -355,18 +361,22 @@ class HamerSession:
         residual = track.lift_residual_px[track.valid]
         ev = self._events
         track.processing = {
-            **{k: int(ev.get(k, 0)) for k in ("frames", "frames_detected", "frames_boxes_reused", "detections",
-                                             "crops_right", "crops_mirrored", "boxes_rejected",
-                                             "lift_failed", "duplicates_dropped", "same_side_conflicts",
-                                             "resolved_by_continuity", "resolved_by_chirality", "dropped_same_side")},
+            **{k: int(ev.get(k, 0)) for k in _COUNTS},
             **{f"network_{k}": v for k, v in self._batcher.stats.to_dict().items()},
             "handedness_rule": "as_labelled" if self.est.mirrored_input else "swap_mirrored_label",
             "frames_left_valid": int(track.valid[:, LEFT].sum()),
             "frames_right_valid": int(track.valid[:, RIGHT].sum()),
             "lift_residual_px_median": float(np.median(residual)) if residual.size else None,
-            "weak_perspective_depth_ratio_median": float(np.median(self._depth_ratio)) if self._depth_ratio else None,
+            "weak_perspective_depth_ratio_median": (float(np.median(self._depth_ratio))
+                                                    if self._depth_ratio else None),
         }
         return postprocess_track(track, self.est.postprocess)
+
+
+#: Event counts of a session copied into ``HandTrack.processing``.
+_COUNTS = ("frames", "frames_detected", "frames_boxes_reused", "detections", "crops_right", "crops_mirrored",
+           "boxes_rejected", "lift_failed", "duplicates_dropped", "same_side_conflicts",
+           "resolved_by_continuity", "resolved_by_chirality", "dropped_same_side")
 
 
 def _detector_frame_hands(slots: list[HandDetection | None]) -> FrameHands:
@@ -401,8 +411,9 @@ class HamerHands:
     name = "hamer"
 
     def __init__(self, checkpoint: str | None = None, mano_dir: str | None = None, device: str | None = None,
-                 batch_size: int = 32, max_in_flight: int = 1, fp16: bool = False, rescale_factor: float = 2.5,
-                 detect_every: int = 1, detector_model_complexity: int = 0, min_detection_confidence: float = 0.5,
+                 batch_size: int = 32, max_in_flight: int = 1, fp16: bool = False,
+                 rescale_factor: float = 2.5, detect_every: int = 1, detector_model_complexity: int = 0,
+                 min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
                  mirrored_input: bool = False, postprocess: PostprocessConfig | None = None,
                  model_factory: ModelFactory | None = None, detector_factory: Any = None):
