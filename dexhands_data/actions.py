@@ -85,12 +85,19 @@ def _window_inputs(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices
     return kp, hv, T, cv
 
 
+def _first_camera_poses(T: np.ndarray) -> np.ndarray:
+    """``T_k0_k`` (T, 4, 4) of window poses ``T`` (T, 4, 4); exactly identity for k0 itself."""
+    T_0k = se3_inverse(T[0]) @ T
+    T_0k[0] = np.eye(4)
+    return T_0k
+
+
 def _in_first_camera(kp: np.ndarray, T: np.ndarray, cv: np.ndarray) -> np.ndarray:
     """Keypoints (T, 42, 3) of every window frame expressed in the window's first camera.
 
     ``T_k0_k = inv(T_world_cam[k0]) @ T_world_cam[k]``, identity where either camera is unknown.
     """
-    T_0k = se3_inverse(T[0]) @ T
+    T_0k = _first_camera_poses(T)
     T_0k[~(cv & cv[0])] = np.eye(4)
     return np.einsum("tij,tkj->tki", T_0k[:, :3, :3], kp) + T_0k[:, None, :3, 3]
 
@@ -114,7 +121,7 @@ def relative_window_poses(
     out[:, :_NUM_KP_ROWS] = _in_first_camera(kp, T, cv)
     for h in range(NUM_HANDS):
         out[~hv[:, h], h * NUM_KEYPOINTS : (h + 1) * NUM_KEYPOINTS] = np.nan
-    T_0k = se3_inverse(T[0]) @ T
+    T_0k = _first_camera_poses(T)
     out[:, CAMERA_POSITION_ROW] = T_0k[:, :3, 3]
     out[:, CAMERA_ROTATION_ROW] = rotvec_from_matrix(T_0k[:, :3, :3])
     out[~(cv & cv[0]), CAMERA_POSITION_ROW:] = np.nan
@@ -161,7 +168,8 @@ def dexwm_official_poses(
 
 def wrap_angles(delta: np.ndarray, wrap: str) -> np.ndarray:
     """Angle deltas (float32) treated as ``wrap`` says: ``mod2pi`` is exactly the released code's
-    ``torch`` ``delta % (2*pi)`` in float32 (in [0, 2*pi)); ``pi`` maps into (-pi, pi]; ``none`` keeps them."""
+    ``torch`` ``delta % (2*pi)`` in float32 (in [0, 2*pi)); ``pi`` maps into (-pi, pi]; ``none`` keeps
+    them."""
     if wrap not in WRAP_MODES:
         raise ValueError(f"unknown wrap mode {wrap!r}; choose one of {', '.join(WRAP_MODES)}")
     delta = np.asarray(delta, dtype=np.float32)
@@ -199,7 +207,8 @@ def dexwm_official_actions(
     Rows 0-41 are differences of keypoints all expressed in the window's first (source) camera,
     rows 42-43 world-frame differences of camera position and Euler 'xyz' angles, the angle row
     taken mod 2*pi by default (see :func:`dexwm_official_poses`)."""
-    poses = dexwm_official_poses(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices, T_opencv_source)
+    poses = dexwm_official_poses(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices,
+                                 T_opencv_source)
     return dexwm_official_actions_from_poses(poses, wrap)
 
 
@@ -216,7 +225,8 @@ def window_poses(
     _check_convention(convention)
     if convention == "relative":
         return relative_window_poses(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices)
-    return dexwm_official_poses(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices, T_opencv_source)
+    return dexwm_official_poses(keypoints_cam, hand_valid, T_world_cam, camera_valid, indices,
+                                T_opencv_source)
 
 
 def compute_actions(
@@ -247,3 +257,49 @@ def compute_actions(
     return dexwm_official_actions(
         keypoints_cam, hand_valid, T_world_cam, camera_valid, indices, T_opencv_source, wrap or "mod2pi"
     )
+
+
+def pairwise_actions(
+    convention: str,
+    keypoints_cam: np.ndarray,
+    hand_valid: np.ndarray,
+    T_world_cam: np.ndarray,
+    camera_valid: np.ndarray,
+    T_opencv_source: np.ndarray | None = None,
+    wrap: str | None = None,
+) -> np.ndarray:
+    """Actions (N-1, 44, 3) float32 of every consecutive stored pair, each pair its own 2-frame window
+    (vectorised; for per-shard action statistics under every convention).
+
+    Row ``i`` equals ``compute_actions(convention, ..., indices=[i, i + 1])[0]``.
+    """
+    _check_convention(convention)
+    if convention == "relative":
+        return compute_actions("relative", keypoints_cam, hand_valid, T_world_cam, camera_valid, wrap=wrap)
+    n = keypoints_cam.shape[0]
+    a, b = np.arange(n - 1), np.arange(1, n)
+    S = np.eye(4) if T_opencv_source is None else np.asarray(T_opencv_source, dtype=np.float64)
+    S_inv = se3_inverse(S)
+    T = np.asarray(T_world_cam, dtype=np.float64)
+    cv = np.asarray(camera_valid, bool)
+    hv = np.asarray(hand_valid, bool)
+    T_ab = se3_inverse(T[a]) @ T[b]
+    T_ab[~(cv[a] & cv[b])] = np.eye(4)
+    kp = np.asarray(keypoints_cam, dtype=np.float64).reshape(n, _NUM_KP_ROWS, 3)
+    kb = np.einsum("pij,pkj->pki", T_ab[:, :3, :3], kp[b]) + T_ab[:, None, :3, 3]
+    pose_a = np.zeros((n - 1, POSE_ROWS, 3))
+    pose_b = np.zeros((n - 1, POSE_ROWS, 3))
+    pose_a[:, :_NUM_KP_ROWS] = kp[a] @ S_inv[:3, :3].T + S_inv[:3, 3]
+    pose_b[:, :_NUM_KP_ROWS] = kb @ S_inv[:3, :3].T + S_inv[:3, 3]
+    for h in range(NUM_HANDS):
+        rows = slice(h * NUM_KEYPOINTS, (h + 1) * NUM_KEYPOINTS)
+        pose_a[~hv[a, h], rows] = 0.0
+        pose_b[~hv[b, h], rows] = 0.0
+    T_src = T @ S
+    cam = np.stack([T_src[:, :3, 3], euler_xyz_from_matrix(T_src[:, :3, :3])], axis=1)
+    cam[~cv] = np.nan
+    pose_a[:, CAMERA_POSITION_ROW:] = cam[a]
+    pose_b[:, CAMERA_POSITION_ROW:] = cam[b]
+    out = pose_b.astype(np.float32) - pose_a.astype(np.float32)
+    out[:, CAMERA_ROTATION_ROW] = wrap_angles(out[:, CAMERA_ROTATION_ROW], wrap or "mod2pi")
+    return out

@@ -1,0 +1,112 @@
+"""``dexhands_data.load``: local folders (map-style, streaming, per-source configs), Hub ids, and
+never a stale cached copy of another dataset for a path argument."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import dexhands_data
+from dexhands_data.loader.hf import DatasetLocation, load_episodes, load_stats, resolve
+from window_data import build, episode
+
+
+def make(root, ids=("e0", "e1"), n=12, seed=0):
+    eps = [episode(i, n=n, seed=seed + k) for k, i in enumerate(ids)]
+    droid = [episode("d0", n=n, source="droid", seed=seed + 7, fps=15.0)]
+    return build(root, {("egodex", "train", "s0"): eps, ("droid", "train", "s0"): droid,
+                        ("egodex", "test", "s0"): [episode("t0", n=n, split="test", seed=seed + 9)]})
+
+
+@pytest.fixture()
+def cache(tmp_path):
+    return str(tmp_path / "hf-cache")
+
+
+def test_load_local_folder_map_style_streaming_and_configs(tmp_path, cache):
+    root = make(tmp_path / "dexwm-actions")
+    dd = dexhands_data.load(root, cache_dir=cache)
+    assert sorted(dd) == ["test", "train"] and len(dd["train"]) == 36 and len(dd["test"]) == 12
+    egodex = dexhands_data.load(str(root), "egodex", "train", cache_dir=cache)
+    assert len(egodex) == 24 and set(egodex["source"]) == {"egodex"}
+    droid = dexhands_data.load(root, "droid", "train", cache_dir=cache)
+    assert len(droid) == 12 and set(droid["episode_id"]) == {"d0"}
+    streamed = dexhands_data.load(root, "egodex", "train", streaming=True)
+    rows = list(streamed)
+    assert [r["episode_id"] for r in rows] == ["e0"] * 12 + ["e1"] * 12
+    np.testing.assert_array_equal(np.asarray(rows[3]["keypoints_cam"], np.float32),
+                                  egodex.with_format("numpy")[3]["keypoints_cam"])
+    with pytest.raises(ValueError, match="no config 'ego4d'"):
+        dexhands_data.load(root, "ego4d", cache_dir=cache)
+    episodes = load_episodes(root)
+    assert sorted(episodes.column("episode_id").to_pylist()) == ["d0", "e0", "e1", "t0"]
+    assert "action/relative" in load_stats(root)
+
+
+def test_bare_name_from_parent_folder(tmp_path, cache, monkeypatch):
+    make(tmp_path / "dexwm-actions")
+    monkeypatch.chdir(tmp_path)
+    ds = dexhands_data.load("dexwm-actions", split="train", cache_dir=cache)
+    assert len(ds) == 36
+    import datasets
+
+    assert len(datasets.load_dataset("dexwm-actions", split="train", cache_dir=cache)) == 36
+    first = next(iter(datasets.load_dataset("dexwm-actions", split="train", streaming=True)))
+    assert first["episode_id"] == "d0" and np.asarray(first["keypoints_cam"]).shape == (2, 21, 3)
+
+
+def test_stale_cache_never_returned_for_a_path(tmp_path, cache, monkeypatch):
+    """A dataset of the same name cached earlier is never served for a path argument: a missing folder
+    is an error, and a rebuilt folder is re-read."""
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path / "dexwm-actions", ids=("old0", "old1"))
+    first = dexhands_data.load("dexwm-actions", split="train", cache_dir=cache)
+    assert "old0" in set(first["episode_id"])
+    shutil.rmtree(tmp_path / "dexwm-actions")
+    with pytest.raises(FileNotFoundError, match="no such dataset folder"):
+        dexhands_data.load("dexwm-actions", split="train", cache_dir=cache)
+    with pytest.raises(FileNotFoundError):
+        dexhands_data.load("./dexwm-actions", cache_dir=cache)
+    # same path, new content (different episodes and length): the new data, not the cached copy
+    make(tmp_path / "dexwm-actions", ids=("new0",), n=9, seed=3)
+    again = dexhands_data.load("dexwm-actions", split="train", cache_dir=cache)
+    assert set(again["episode_id"]) == {"new0", "d0"} and len(again) == 18
+
+
+def test_resolve_path_or_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local").mkdir()
+    assert resolve("local") == DatasetLocation(path=(tmp_path / "local").resolve())
+    hub = DatasetLocation(repo_id="some-org/dexwm-actions", revision="v1")
+    assert resolve("some-org/dexwm-actions", revision="v1") == hub
+    for missing in ("dexwm-actions", "./some-org/dexwm-actions", "/abs/missing", "a/b/c", tmp_path / "nope"):
+        with pytest.raises(FileNotFoundError):
+            resolve(missing)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        resolve("file.txt")
+
+
+def test_hub_id_goes_to_the_hub_client(monkeypatch):
+    """An ``org/name`` that is not a local folder is passed to datasets as a Hub id (offline here, so
+    the Hub client refuses at the network boundary instead of loading anything local)."""
+    import datasets
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or "hub-dataset")
+    assert dexhands_data.load("some-org/dexwm-actions", "droid", "train", revision="abc") == "hub-dataset"
+    assert calls == [(("some-org/dexwm-actions",), {"name": "droid", "split": "train", "streaming": False,
+                                                    "revision": "abc"})]
+
+
+def test_read_rows_touches_only_needed_row_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dexhands_data.loader.hf import read_rows
+
+    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "s.parquet", row_group_size=128)
+    for a, b in [(0, 5), (120, 300), (990, 1000), (0, 1000), (500, 500)]:
+        assert read_rows(tmp_path / "s.parquet", a, b).column("x").to_pylist() == list(range(a, b))
