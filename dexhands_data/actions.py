@@ -42,7 +42,10 @@ def relative_actions(
     a, b = pairs[:, 0], pairs[:, 1]
     cam_ok = np.asarray(camera_valid, bool)[a] & np.asarray(camera_valid, bool)[b]
     T_ab = se3_inverse(T_world_cam[a]) @ np.asarray(T_world_cam[b], dtype=np.float64)
-    T_ab[~cam_ok] = np.eye(4)
+    # unknown motion -> identity for the keypoint rows; an unchanged pose (static camera) -> exactly zero
+    # motion rather than the ~1e-17 rounding of inv(T) @ T
+    same = np.all(np.asarray(T_world_cam)[a] == np.asarray(T_world_cam)[b], axis=(1, 2))
+    T_ab[~cam_ok | same] = np.eye(4)
     kp_a = keypoints_cam[a].reshape(len(a), -1, 3).astype(np.float64)
     kp_b = keypoints_cam[b].reshape(len(b), -1, 3).astype(np.float64)
     kp_b_in_a = np.einsum("pij,pkj->pki", T_ab[:, :3, :3], kp_b) + T_ab[:, None, :3, 3]

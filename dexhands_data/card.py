@@ -17,6 +17,23 @@ CITATION = """@article{goswami2025dexwm,
 }"""
 
 
+def _config_info(name: str, features: list, info: dict) -> dict:
+    sources = info["sources"] if name == "default" else {name: info["sources"][name]}
+    frames: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for summary in sources.values():
+        for split, n in summary.get("split_frames", {}).items():
+            frames[split] = frames.get(split, 0) + n
+            size[split] = size.get(split, 0) + summary.get("split_bytes", {}).get(split, 0)
+    return {
+        "config_name": name,
+        "features": features,
+        "splits": [{"name": s, "num_bytes": size[s], "num_examples": frames[s]} for s in sorted(frames)],
+        "download_size": sum(size.values()),
+        "dataset_size": sum(size.values()),
+    }
+
+
 def card_yaml(info: dict) -> dict:
     """Front matter: one config per source plus a default over all sources, splits from folders."""
     features = hf_features("frame")._to_yaml_list()
@@ -41,7 +58,9 @@ def card_yaml(info: dict) -> dict:
         "task_categories": ["robotics"],
         "tags": ["dexterous-manipulation", "world-model", "hand-pose", "egocentric", "dexwm"],
         "configs": configs,
-        "dataset_info": [{"config_name": c["config_name"], "features": features} for c in configs],
+        # Split sizes make the card's info (which `datasets` hashes into its cache key for a local
+        # folder) change whenever the shards change, so a rebuilt folder is never served from cache.
+        "dataset_info": [_config_info(c["config_name"], features, info) for c in configs],
         "licenses_by_source": licenses,
     }
 

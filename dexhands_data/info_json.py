@@ -38,26 +38,36 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def build_info(rows: list[dict], recipes: dict, previous: dict | None = None) -> dict:
+def build_info(rows: list[dict], recipes: dict, previous: dict | None = None,
+               shard_bytes: dict[str, int] | None = None) -> dict:
     """info.json content from all episode rows and the recipes keyed by source.
 
     ``previous`` is the existing info.json of the folder: recipes of sources that this run did not
-    touch are kept, so extract and convert-droid can write into one dataset.
+    touch are kept, so extract and convert-droid can write into one dataset. ``shard_bytes`` (shard
+    path -> size) gives the bytes per split.
     """
     per_source: dict[str, dict] = defaultdict(lambda: {"episodes": 0, "ok": 0, "failed": 0, "frames": 0,
-                                                       "seconds": 0.0, "splits": set()})
+                                                       "seconds": 0.0, "splits": set(),
+                                                       "split_frames": defaultdict(int),
+                                                       "split_bytes": defaultdict(int), "shards": set()})
     for r in rows:
         s = per_source[r["source"]]
         s["episodes"] += 1
         if r["status"] == "ok":
             s["splits"].add(r["split"])
+            s["split_frames"][r["split"]] += int(r["num_frames"])
+            if r["shard"] not in s["shards"]:
+                s["shards"].add(r["shard"])
+                s["split_bytes"][r["split"]] += int((shard_bytes or {}).get(r["shard"], 0))
             s["ok"] += 1
             s["frames"] += int(r["num_frames"])
             s["seconds"] += int(r["num_frames"]) / float(r["fps"]) if r["fps"] else 0.0
         else:
             s["failed"] += 1
     sources = {
-        k: {**{kk: vv for kk, vv in v.items() if kk != "splits"}, "splits": sorted(v["splits"]),
+        k: {**{kk: vv for kk, vv in v.items() if kk not in ("splits", "shards", "split_frames", "split_bytes")},
+            "splits": sorted(v["splits"]), "split_frames": dict(sorted(v["split_frames"].items())),
+            "split_bytes": dict(sorted(v["split_bytes"].items())),
             "hours": round(v["seconds"] / 3600.0, 4), "license": LICENSES.get(k, "unknown")}
         for k, v in sorted(per_source.items())
     }

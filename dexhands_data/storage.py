@@ -6,6 +6,10 @@ final name. On a local disk the data is fsync'ed and the move is a ``rename`` (a
 storage a move is copy-then-delete: the final object appears whole when the copy completes (an
 object store never exposes a partially written object), and an interrupted upload leaves at most a
 hidden temporary object, which is ignored and overwritten by the rerun.
+
+A write that fails (disk full, read-only folder, a file where a folder should be, object store
+refusing the request) raises :class:`StorageError` naming the file: the run stops, every shard
+committed before stays, and rerunning the same command resumes once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyarrow.fs as pafs
+
+
+class StorageError(RuntimeError):
+    """The dataset folder cannot be written (disk full, read-only, not a folder, permission, network)."""
 
 
 def is_remote(uri: str) -> bool:
@@ -41,6 +49,9 @@ class Storage:
     def exists(self, relpath: str) -> bool:
         return self.fs.get_file_info(self.path(relpath)).type == pafs.FileType.File
 
+    def size(self, relpath: str) -> int:
+        return int(self.fs.get_file_info(self.path(relpath)).size or 0)
+
     def read_bytes(self, relpath: str) -> bytes:
         with self.fs.open_input_stream(self.path(relpath)) as f:
             return f.read()
@@ -61,25 +72,39 @@ class Storage:
         final = self.path(relpath)
         parent, name = final.rsplit("/", 1)
         tmp = f"{parent}/.{name}.tmp-{os.getpid()}"
-        self.fs.create_dir(parent, recursive=True)
-        stream = self.fs.open_output_stream(tmp)
+        try:
+            self.fs.create_dir(parent, recursive=True)
+            stream = self.fs.open_output_stream(tmp)
+        except OSError as exc:
+            raise StorageError(f"{final}: cannot write ({exc})") from exc
         try:
             yield stream
-        except BaseException:
-            try:
-                stream.close()
-                self.fs.delete_file(tmp)
-            except OSError:  # never mask the original error; a hidden temporary is harmless
-                pass
+            stream.close()
+            if self.local:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self.fs.move(tmp, final)
+        except BaseException as exc:
+            for cleanup in (stream.close, lambda: self.fs.delete_file(tmp)):
+                try:
+                    cleanup()
+                except OSError:  # never mask the original error; a hidden temporary is harmless
+                    pass
+            if isinstance(exc, OSError):
+                raise StorageError(f"{final}: cannot write ({exc})") from exc
             raise
-        stream.close()
-        if self.local:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self.fs.move(tmp, final)
+
+    def check_writable(self) -> None:
+        """Write and delete a hidden probe file at the root: StorageError before any work is done."""
+        probe = f".write-probe-{os.getpid()}"
+        self.write_bytes(probe, b"ok")
+        try:
+            self.fs.delete_file(self.path(probe))
+        except OSError as exc:
+            raise StorageError(f"{self.path(probe)}: cannot delete ({exc})") from exc
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self.open_atomic(relpath) as f:

@@ -18,9 +18,11 @@ import json
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .actions import pairwise_actions
 from .assemble import episode_row, failed_episode_row, frame_columns, frame_table
 from .records import EpisodeData, EpisodeError, EpisodeRef
 from .schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
@@ -41,6 +43,17 @@ def table_stats(table: pa.Table) -> dict[str, DimStats]:
     actions = fixed_list_to_numpy(table.column("action"), (44, 3)).reshape(len(table), -1)
     keypoints = fixed_list_to_numpy(table.column("keypoints_cam"), (2, 21, 3)).reshape(len(table), -1)
     return {"action/relative": DimStats.from_values(actions), "keypoints_cam": DimStats.from_values(keypoints)}
+
+
+def episode_official_actions(ep: EpisodeData, columns: dict) -> np.ndarray:
+    """(N, 132) ``dexwm-official`` actions of every consecutive pair (each pair its own window) plus a
+    NaN row for the last frame, for the statistics that normalise that convention."""
+    actions = np.full((len(ep), 132), np.nan)
+    if len(ep) > 1:
+        actions[:-1] = pairwise_actions("dexwm-official", columns["keypoints_cam"], columns["hand_valid"],
+                                        columns["T_world_cam"], columns["camera_valid"],
+                                        ep.T_opencv_source).reshape(len(ep) - 1, -1)
+    return actions
 
 
 class DatasetWriter:
@@ -100,6 +113,9 @@ class DatasetWriter:
                         for key, value in table_stats(table).items():
                             stats[key] = value if key not in stats else stats[key].merge(value)
                     num_rows += len(ep)
+                    official = DimStats.from_values(episode_official_actions(ep, columns))
+                    key = "action/dexwm-official"
+                    stats[key] = official if key not in stats else stats[key].merge(official)
         rows.sort(key=lambda r: r["episode_id"])
         marker = {"shard": relpath if ready else None, "num_rows": num_rows, "episodes": rows,
                   "stats": {k: v.to_dict() for k, v in stats.items()} or None}
@@ -135,7 +151,8 @@ class DatasetWriter:
         self.storage.write_text(STATS_PATH, json.dumps({k: v.to_dict() for k, v in sorted(merged.items())}, indent=1))
 
         previous = json.loads(self.storage.read_bytes(INFO_PATH)) if self.storage.exists(INFO_PATH) else None
-        info = build_info(rows, recipes or {}, previous)
+        shard_bytes = {m["shard"]: self.storage.size(m["shard"]) for m in markers if m["shard"]}
+        info = build_info(rows, recipes or {}, previous, shard_bytes)
         self.storage.write_text(INFO_PATH, json.dumps(info, indent=2, sort_keys=True))
         self.storage.write_text("README.md", card_text(info))
         return info

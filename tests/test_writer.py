@@ -132,3 +132,21 @@ def test_long_episode_streams_row_groups(tmp_path):
     img = pf.read_row_group(2, columns=["image"]).column("image")[-1].as_py()["bytes"]
     assert img == spool[1099]
     assert os.path.getsize(tmp_path / "data/videos/train/s0.parquet") > 0
+
+
+def test_rebuilt_folder_is_not_served_from_the_hf_cache(tmp_path, monkeypatch):
+    """`datasets` keys its cache of a local folder on the card's info: the card carries split sizes,
+    so plain load_dataset("dexwm-actions") sees a rebuilt folder, not the stale cached build."""
+    import shutil
+
+    import datasets
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "dexwm-actions"
+    cache = str(tmp_path / "cache")
+    for n in (10, 24):
+        shutil.rmtree(root, ignore_errors=True)
+        writer = DatasetWriter(root)
+        writer.write_shard("videos", "train", "s0", [synthetic_episode("a", n=n)], "h")
+        writer.finalize()
+        assert len(datasets.load_dataset("dexwm-actions", split="train", cache_dir=cache)) == n
