@@ -24,3 +24,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real fixtures not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop a local Ray started by any test (the runner leaves it up for reuse within a process)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

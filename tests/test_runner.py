@@ -60,6 +60,8 @@ def test_ray_executor_matches_local(tmp_path, monkeypatch):
     ids = refs("r1", "r2", "bad3", "r4")
     local = run_pipeline(ids, FakeProcessor, {}, RunConfig(out=str(tmp_path / "local"), executor="local",
                                                            show_progress=False))
+    if ray.is_initialized():  # a Ray started by an earlier test lacks this test's PYTHONPATH
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         remote = run_pipeline(ids, FakeProcessor, {}, RunConfig(out=str(tmp_path / "ray"), workers=2,

@@ -178,8 +178,12 @@ def test_normalisation_with_stats_and_dataloader(written, train):
     batch = next(iter(loader))
     assert batch["frames"].shape == (4, 9, 3, 224, 392) and batch["actions"].shape == (4, 8, 132)
     assert batch["hc_visible"].shape == (4, 9, 12) and batch["episode_index"].shape == (4,)
+    official_cfg = WindowConfig(sampler=cfg.sampler, convention="dexwm-official", normalize_actions=True)
+    official = WindowDataset(train, load_episodes(root), official_cfg, stats)  # the writer stores both conventions
+    assert np.isfinite(official[3]["actions"].numpy()).all()
+    without = {k: v for k, v in stats.items() if k != "action/dexwm-official"}
     with pytest.raises(KeyError, match="action/dexwm-official"):
-        WindowDataset(train, None, WindowConfig(convention="dexwm-official", normalize_actions=True), stats)
+        WindowDataset(train, None, official_cfg, without)
 
 
 def test_windows_from_path_and_frames_errors(written, tmp_path):
