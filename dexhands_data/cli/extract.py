@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--hamer-fp16", action="store_true")
     p.add_argument("--gpus-per-worker", type=float, default=0.0,
                    help="GPUs per Ray actor (fractional allowed, e.g. 0.5 with --workers 2 on one GPU)")
-    p.add_argument("--camera", default=None, choices=["vo", "given", "none"],
+    p.add_argument("--camera", default=None, choices=["vo", "given", "none", "colmap"],
                    help="camera motion: visual odometry, the source's ground truth, or none "
                         "(default: given for egodex/aria, vo otherwise)")
     p.add_argument("--fps", type=float, default=None, help="resample frames to this rate by timestamps")
@@ -30,6 +30,10 @@ def add_parser(sub) -> None:
     p.add_argument("--frame-size", type=int, default=224,
                    help="embed frames as JPEG with this shorter side in px; 0 embeds no frames")
     p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--video-uids", nargs="+", default=None, help="Ego4D: only these video/clip uids")
+    p.add_argument("--video-uid-file", default=None, help="Ego4D: file of uids (ego4d CLI --video_uid_file format)")
+    p.add_argument("--intrinsics-file", default=None, help="Ego4D: JSON {uid: {fx, fy, cx, cy[, width, height]}}")
+    p.add_argument("--ego4d-kinds", nargs="+", choices=["full_scale", "clips"], default=["full_scale", "clips"])
     p.add_argument("--egodex-camera-axes", default="opencv", choices=["opencv", "arkit", "auto"],
                    help="EgoDex camera axes convention (auto: decided per episode by projecting wrists)")
     p.add_argument("--aria-pinhole-size", type=int, default=1024, help="Aria: side of the undistorted pinhole frame")
@@ -70,12 +74,19 @@ def run(args) -> int:
     source_options: dict = {}
     if args.source in ("videos", "ego4d"):
         source_options = {"hfov_deg": args.hfov, "target_fps": args.fps}
+        if args.source == "ego4d":
+            source_options.update(video_uids=args.video_uids, video_uid_file=args.video_uid_file,
+                                  intrinsics_file=args.intrinsics_file, kinds=args.ego4d_kinds)
     elif args.source == "egodex":
         source_options = {"target_fps": args.fps, "camera_axes": args.egodex_camera_axes}
     elif args.source == "aria":
         source_options = {"target_fps": args.fps, "pinhole_size": args.aria_pinhole_size,
                           "focal_scale": args.aria_focal_scale, "calibration": args.aria_calibration,
                           "hand_tolerance_s": args.aria_hand_tolerance}
+    if camera not in ("given", "none"):  # an unavailable estimator is one clear error, before any work
+        from ..camera.registry import create_camera_estimator
+
+        create_camera_estimator(camera)
     settings = ExtractSettings(
         source=args.source,
         source_options=source_options,

@@ -1,0 +1,142 @@
+"""Speed of the visual odometry and its cost inside an extraction.
+
+1. Odometry per 640x480 frame on one core (``cv2.setNumThreads(1)``; CPU time of this process and
+   wall time), on exact-geometry sequences made from the permissive photos (pure rotation, general
+   motion in a textured 3D scene) and, with ``--nc``, the real egocentric clip resized to 640x480
+   with MediaPipe hands as masks (non-commercial fixture).
+2. Extraction throughput (frames/s of ``ExtractProcessor``: decode + MediaPipe hands + JPEG, with
+   and without ``--camera vo``) on a real video; the ratio is what the camera costs.
+
+Usage: ``python benchmarks/bench_vo.py [--nc] [--repeat 3] [--extract-video PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from dexhands_data.camera.vo import VisualOdometry  # noqa: E402
+from dexhands_data.geometry import Intrinsics  # noqa: E402
+from vo_scenes import (  # noqa: E402
+    general_motion, load_rgb, render_planes, rotation_sequence, smooth_rotations, textured_planes, view_K,
+)
+
+SHARED = Path(os.environ.get("DEXDATA_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def time_vo(frames: list[np.ndarray], intr: Intrinsics, hands=None, valid=None, repeat: int = 3,
+            **options) -> dict:
+    best_cpu, best_wall = np.inf, np.inf
+    for _ in range(repeat):
+        session = VisualOdometry(background=False, **options).session(intr)
+        c0, w0 = time.process_time(), time.perf_counter()
+        for i, f in enumerate(frames):
+            session.step(f, None if hands is None else hands[i], None if valid is None else valid[i])
+        track = session.finish()
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        best_wall = min(best_wall, time.perf_counter() - w0)
+    n = len(frames)
+    return {"frames": n, "cpu_ms": 1e3 * best_cpu / n, "wall_ms": 1e3 * best_wall / n,
+            "valid": float(track.valid.mean()), "keyframes": track.processing["keyframes"]}
+
+
+def scenes() -> dict[str, tuple[list[np.ndarray], Intrinsics]]:
+    photos = SHARED / "hand_images"
+    frames, K = rotation_sequence(load_rgb(photos / "hamer_test3.jpg"), smooth_rotations(120),
+                                  size=(640, 480), f=520.0)
+    out = {"rotation (hamer_test3, 640x480)": (list(frames), Intrinsics.from_K(K, 640, 480))}
+    names = ["hamer_test3.jpg", "hamer_test1.jpg", "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg"]
+    planes = textured_planes([load_rgb(photos / n) for n in names])
+    K2 = view_K(640, 480, 500.0)
+    out["general motion (textured planes, 640x480)"] = (
+        [render_planes(planes, T, K2) for T in general_motion(120, 0.01)], Intrinsics.from_K(K2, 640, 480))
+    return out
+
+
+def egocentric_nc() -> tuple[list[np.ndarray], Intrinsics, np.ndarray, np.ndarray]:
+    import mediapipe as mp
+
+    from dexhands_data.video_io import FrameReader
+
+    path = SHARED / "egocentric_video_nc" / "hawor_example_video_0.mp4"
+    frames = [cv2.resize(f.image, (640, 480), interpolation=cv2.INTER_AREA) for f in FrameReader(str(path))]
+    kp = np.full((len(frames), 2, 21, 2), np.nan)
+    valid = np.zeros((len(frames), 2), bool)
+    with mp.solutions.hands.Hands(max_num_hands=2, model_complexity=0) as hands:
+        for i, f in enumerate(frames):
+            res = hands.process(f)
+            for slot, lm in enumerate((res.multi_hand_landmarks or [])[:2]):
+                kp[i, slot] = [[p.x * 640 - 0.5, p.y * 480 - 0.5] for p in lm.landmark]
+                valid[i, slot] = True
+    return frames, Intrinsics.from_fov(640, 480, 90.0), kp, valid
+
+
+def extraction_throughput(video: Path, repeat: int) -> dict:
+    from dexhands_data.pipelines.extract import ExtractProcessor
+    from dexhands_data.sources.videos import VideosSource
+
+    ref = VideosSource().discover(str(video.parent))
+    ref = next(r for r in ref if Path(r.path).name == video.name)
+    variants = {"none": ("none", {}), "vo": ("vo", {}), "vo_inline": ("vo", {"background": False})}
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, (camera, options) in variants.items():  # interleaved, best of ``repeat``
+            proc = ExtractProcessor(source="videos", camera=camera, camera_options=options)
+            t0, c0 = time.perf_counter(), time.process_time()
+            ep = proc(ref)
+            wall[name] = max(wall.get(name, 0.0), len(ep) / (time.perf_counter() - t0))
+            cpu[name] = min(cpu.get(name, np.inf), 1e3 * (time.process_time() - c0) / len(ep))
+            ep.images.close()
+    return {"fps": wall, "cpu_ms": cpu, "ratio": wall["vo"] / wall["none"],
+            "ratio_inline": wall["vo_inline"] / wall["none"], "cpu_ratio": cpu["none"] / cpu["vo_inline"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nc", action="store_true", help="also time the non-commercial egocentric clip")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--extract-video",
+                    default=str(SHARED / "hand_video" / "mediapipe_hand_landmarker_test_video.mp4"))
+    ap.add_argument("--skip-extract", action="store_true")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+          f"python {platform.python_version()}, opencv {cv2.__version__}; cv2 threads = 1")
+    rows = []
+    for name, (frames, intr) in scenes().items():
+        rows.append((name, time_vo(frames, intr, repeat=args.repeat)))
+    if args.nc:
+        frames, intr, kp, valid = egocentric_nc()
+        timing = time_vo(frames, intr, kp, valid, args.repeat)
+        rows.append(("egocentric hawor clip (nc) 640x480 + hand masks", timing))
+    print(f"{'sequence':55s} {'frames':>6s} {'cpu ms/f':>9s} {'wall ms/f':>9s} {'valid':>6s} {'keyfr':>6s}")
+    for name, r in rows:
+        print(f"{name:55s} {r['frames']:6d} {r['cpu_ms']:9.2f} {r['wall_ms']:9.2f} {r['valid']:6.2f} "
+              f"{r['keyframes']:6d}")
+    if not args.skip_extract:
+        cv2.setNumThreads(0)
+        t = extraction_throughput(Path(args.extract_video), args.repeat)
+        fps, ms = t["fps"], t["cpu_ms"]
+        print(f"extraction of {Path(args.extract_video).name} (decode + MediaPipe + JPEG), "
+              f"best of {args.repeat}:")
+        print(f"  wall throughput: hands only {fps['none']:.1f} frames/s; + VO in its thread {fps['vo']:.1f} "
+              f"(ratio {t['ratio']:.2f}); + VO inline {fps['vo_inline']:.1f} (ratio {t['ratio_inline']:.2f})")
+        print(f"  CPU per frame (all threads): hands only {ms['none']:.1f} ms; + VO in its thread "
+              f"{ms['vo']:.1f} ms; + VO inline {ms['vo_inline']:.1f} ms; "
+              f"throughput ratio at full CPU load {t['cpu_ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

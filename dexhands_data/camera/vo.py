@@ -1,0 +1,523 @@
+"""Monocular visual odometry with the hands masked out (CPU, OpenCV, no model weights).
+
+Frames: the world is the first frame's camera (OpenCV axes: x right, y down, z forward);
+``T_world_cam`` maps camera coordinates into it. Rotations are metric; translations are **up to
+scale** (``translation_metric=False``): the unit is the median scene depth seen when the first
+3D map is made (kept across map re-initialisations by re-using the last measured median depth).
+
+Per frame (on a grey copy downscaled so its longer side is ``working_long_side`` px):
+
+1. KLT tracking from the previous frame with a forward-backward check; tracks landing on a hand
+   or forearm (dilated keypoint hulls and a band beyond the wrist, :mod:`.masks`) or in the
+   border band are dropped.
+2. Pose:
+   * with >= ``min_pnp_points`` tracks that have a triangulated 3D point: PnP + RANSAC, then
+     Levenberg-Marquardt refinement on the inliers (scale propagates through the map);
+   * otherwise two-view against the current keyframe, with model selection: a pure-rotation model
+     (the homography ``K R K^-1``, fitted as a rotation of bearing vectors with RANSAC) is kept
+     when the rotation-compensated parallax is below ``min_parallax_px``; else the essential
+     matrix (5-point USAC) gives R and the translation direction (the decomposition with most
+     points in front of both cameras), the scale is set from the median depth unit, and once the
+     triangulation angle reaches ``min_init_angle_deg`` the inliers become a new 3D map.
+3. Keyframes: when too few tracks survive or too few of them have 3D points, tracks without a
+   point are triangulated from their first observation (ray angle >= ``min_triangulation_deg``)
+   and new corners are detected away from hands, borders and existing tracks.
+4. When no model can be fitted (too few tracks, degenerate geometry) the frame is marked invalid
+   and tracking re-initialises on it; the new segment is anchored at the last valid pose (the
+   motion across the gap is unknown, which the invalid frame between the segments records).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from ..geometry import Intrinsics, se3, se3_inverse
+from ..records import CameraTrack
+from .masks import MaskConfig, feature_mask, points_allowed, scale_keypoints
+
+NAME = "vo"
+VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class VOConfig:
+    """Settings of the odometry. Pixel thresholds refer to the downscaled working grid."""
+
+    working_long_side: int = 480
+    max_features: int = 300
+    feature_quality: float = 0.005
+    feature_min_distance: float = 10.0
+    klt_window: int = 11
+    klt_levels: int = 3
+    fb_max_error_px: float = 1.0
+    min_tracks: int = 20
+    min_pnp_points: int = 15
+    pnp_reprojection_px: float = 2.0
+    ransac_threshold_px: float = 1.0
+    min_parallax_px: float = 0.5
+    min_triangulation_deg: float = 1.0
+    min_init_angle_deg: float = 3.0
+    keyframe_track_ratio: float = 0.7
+    keyframe_min_map_ratio: float = 0.25
+    min_keyframe_gap: int = 1
+    mask: MaskConfig = field(default_factory=MaskConfig)
+
+
+@dataclass
+class _Tracks:
+    """Tracked features (M rows): current pixels, pixels in the keyframe, first-observation ray
+    (world origin and unit direction) and the triangulated world point (NaN if none)."""
+
+    pts: np.ndarray
+    kf_pts: np.ndarray
+    birth_c: np.ndarray
+    birth_d: np.ndarray
+    X: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "_Tracks":
+        empty2 = np.zeros((0, 2), np.float32)
+        return cls(empty2, empty2.copy(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)))
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def keep(self, sel: np.ndarray) -> "_Tracks":
+        return _Tracks(self.pts[sel], self.kf_pts[sel], self.birth_c[sel], self.birth_d[sel], self.X[sel])
+
+    def append(self, other: "_Tracks") -> "_Tracks":
+        return _Tracks(*(np.concatenate([a, b]) for a, b in zip(
+            (self.pts, self.kf_pts, self.birth_c, self.birth_d, self.X),
+            (other.pts, other.kf_pts, other.birth_c, other.birth_d, other.X))))
+
+
+# ----------------------------------------------------------------------------- geometry helpers
+
+
+def rotation_from_bearings(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """R minimising sum |b2 - R b1|^2 over unit bearings (M, 3) (Kabsch); batched over leading axes."""
+    M = np.einsum("...ni,...nj->...ij", b2, b1)
+    U, _, Vt = np.linalg.svd(M)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.zeros(M.shape)
+    D[..., 0, 0] = 1.0
+    D[..., 1, 1] = 1.0
+    D[..., 2, 2] = d
+    return U @ D @ Vt
+
+
+def fit_rotation_ransac(
+    b1: np.ndarray, b2: np.ndarray, threshold_rad: float, rng: np.random.Generator, iterations: int = 48
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R (b2 = R b1) by 2-point RANSAC and a least-squares refit; returns (R, inlier mask).
+
+    A pair is an inlier when the angle between b2 and R b1 is below ``threshold_rad``."""
+    n = len(b1)
+    cos_thr = np.cos(threshold_rad)
+    i = rng.integers(0, n, size=iterations)
+    j = (i + rng.integers(1, n, size=iterations)) % n  # a different second point
+    idx = np.stack([i, j], axis=1)
+    Rs = rotation_from_bearings(b1[idx], b2[idx])  # (I, 3, 3)
+    cos = np.einsum("kin,ni->kn", Rs @ b1.T, b2)  # (I, n) cosines between R b1 and b2
+    counts = (cos > cos_thr).sum(axis=1)
+    best = int(np.argmax(counts))
+    R, inliers = Rs[best], cos[best] > cos_thr
+    for _ in range(2):
+        if inliers.sum() < 2:
+            break
+        R = rotation_from_bearings(b1[inliers], b2[inliers])
+        inliers = np.einsum("ni,ni->n", b1 @ R.T, b2) > cos_thr
+    return R, inliers
+
+
+def bearings(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Unit rays (M, 3) in the camera frame of pixels (M, 2)."""
+    p = np.asarray(pixels, dtype=np.float64)
+    x = np.stack([(p[:, 0] - K[0, 2]) / K[0, 0], (p[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(p))], axis=1)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def triangulate_midpoint(
+    c1: np.ndarray, d1: np.ndarray, c2: np.ndarray, d2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Midpoints (M, 3) of the closest points of rays (c, d unit); also the ray parameters s1, s2
+    (depth along each ray) and the angle between the rays (rad)."""
+    w = c1 - c2
+    a = np.einsum("ij,ij->i", d1, d1)
+    b = np.einsum("ij,ij->i", d1, d2)
+    c = np.einsum("ij,ij->i", d2, d2)
+    d = np.einsum("ij,ij->i", d1, w)
+    e = np.einsum("ij,ij->i", d2, w)
+    den = a * c - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1 = (b * e - c * d) / den
+        s2 = (a * e - b * d) / den
+    X = 0.5 * ((c1 + s1[:, None] * d1) + (c2 + s2[:, None] * d2))
+    angle = np.arccos(np.clip(b / np.sqrt(a * c), -1.0, 1.0))
+    return X, s1, s2, angle
+
+
+# ----------------------------------------------------------------------------- estimator
+
+
+class VisualOdometry:
+    """The streaming :class:`~dexhands_data.camera.base.CameraEstimator` for monocular video.
+
+    ``background=True`` (default) runs each session's steps in a worker thread, in order, so the
+    odometry (OpenCV releases the GIL) overlaps with hand estimation and JPEG encoding of the next
+    frames; results are identical to ``background=False``.
+    """
+
+    name = NAME
+    version = VERSION
+
+    def __init__(self, config: VOConfig | None = None, background: bool = True, **overrides):
+        base = asdict(config or VOConfig())
+        base.update(overrides)
+        mask = base.pop("mask")
+        self.cfg = VOConfig(**base, mask=mask if isinstance(mask, MaskConfig) else MaskConfig(**mask))
+        self.background = background
+
+    def config(self) -> dict:
+        """Settings that change the output (``background`` does not)."""
+        return asdict(self.cfg)
+
+    def session(self, intrinsics: Intrinsics) -> "VOSession | BackgroundSession":
+        session = VOSession(self.cfg, intrinsics)
+        return BackgroundSession(session) if self.background else session
+
+
+class BackgroundSession:
+    """Runs a :class:`VOSession` in one worker thread fed through a bounded queue (frames in order).
+
+    ``step`` checks the frame size at once and returns; an error inside the worker is raised by
+    the next ``step`` or by ``finish``. A session dropped without ``finish`` (the episode failed
+    elsewhere) stops its thread when it is garbage-collected.
+    """
+
+    _STOP = None
+
+    def __init__(self, session: "VOSession", max_pending: int = 8):
+        self.session = session
+        self.queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self.errors: list[BaseException] = []
+        # The thread holds the queue, session and error list, not ``self``, so ``self`` can be collected.
+        self.thread = threading.Thread(target=_background_worker, args=(self.queue, session, self.errors),
+                                       name="vo-session", daemon=True)
+        self.thread.start()
+        self._stopper = weakref.finalize(self, self.queue.put, self._STOP)
+
+    def _raise(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
+             hand_valid: np.ndarray | None = None) -> None:
+        self._raise()
+        self.session.check_frame(image)
+        kp = None if hand_keypoints_2d is None else np.array(hand_keypoints_2d, dtype=np.float64)
+        valid = None if hand_valid is None else np.array(hand_valid, dtype=bool)
+        self.queue.put((image, kp, valid))
+
+    def tracked_points(self) -> np.ndarray:
+        self.queue.join()
+        self._raise()
+        return self.session.tracked_points()
+
+    def finish(self) -> CameraTrack:
+        self._stopper()  # sends the stop marker once
+        self.thread.join()
+        self._raise()
+        return self.session.finish()
+
+
+def _background_worker(q: queue.Queue, session: "VOSession", errors: list[BaseException]) -> None:
+    while True:
+        item = q.get()
+        try:
+            if item is BackgroundSession._STOP:
+                return
+            if not errors:
+                session.step(*item)
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+        finally:
+            q.task_done()
+
+
+class VOSession:
+    """One episode of odometry: ``step`` every frame, then ``finish`` for the :class:`CameraTrack`."""
+
+    def __init__(self, cfg: VOConfig, intrinsics: Intrinsics):
+        self.cfg = cfg
+        self.src = intrinsics
+        self.scale = min(1.0, cfg.working_long_side / float(max(intrinsics.width, intrinsics.height)))
+        w = int(round(intrinsics.width * self.scale))
+        h = int(round(intrinsics.height * self.scale))
+        self.size = (w, h)
+        self.intr = intrinsics.scaled(w, h) if self.scale != 1.0 else intrinsics
+        self.K = self.intr.K
+        self.f = 0.5 * (self.intr.fx + self.intr.fy)
+        self.rng = np.random.default_rng(0)
+        self.poses: list[np.ndarray] = []
+        self.valid: list[bool] = []
+        self.modes: list[str] = []
+        self.prev_grey: np.ndarray | None = None
+        self.tracks = _Tracks.empty()
+        self.T_world_kf = np.eye(4)
+        self.kf_count = 0
+        self.last_valid_T = np.eye(4)
+        self.depth_unit = 1.0
+        self.force_keyframe = False
+        self.kf_frame = 0
+        self.counts = {"keyframes": 0, "reinitialisations": 0, "map_initialisations": 0,
+                       "pnp_frames": 0, "essential_frames": 0, "rotation_only_frames": 0}
+        self.lk = dict(winSize=(cfg.klt_window, cfg.klt_window), maxLevel=cfg.klt_levels,
+                       criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+
+    # ------------------------------------------------------------------ public
+
+    def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
+             hand_valid: np.ndarray | None = None) -> None:
+        """Process one RGB uint8 frame of the source size; hand keypoints (2, 21, 2) source px."""
+        grey = self._grey(image)
+        kp = None if hand_keypoints_2d is None else scale_keypoints(hand_keypoints_2d, self.scale)
+        mask = feature_mask(grey.shape[0], grey.shape[1], kp, hand_valid, self.cfg.mask)
+        if self.prev_grey is None:
+            self._restart(grey, mask, np.eye(4))
+            self._record(np.eye(4), True, "first")
+            return
+        self._track(grey, mask)
+        T, mode = self._estimate()
+        if T is None:
+            self.counts["reinitialisations"] += 1
+            self._record(self.last_valid_T, False, "lost")
+            self._restart(grey, mask, self.last_valid_T)
+            return
+        self._record(T, True, mode)
+        self._maybe_keyframe(grey, mask, T)
+        self.prev_grey = grey
+
+    def tracked_points(self) -> np.ndarray:
+        """Pixels (M, 2) of the features tracked in the last frame, on the source grid (for checks/plots)."""
+        return (self.tracks.pts.astype(np.float64) + 0.5) / self.scale - 0.5
+
+    def finish(self) -> CameraTrack:
+        n = len(self.poses)
+        poses = np.stack(self.poses) if n else np.zeros((0, 4, 4))
+        valid = np.asarray(self.valid, bool)
+        rot = np.array([m == "rotation" for m in self.modes], bool)
+        segments = int(np.sum(rot & ~np.concatenate([[False], rot[:-1]]))) if n else 0
+        processing = {**self.counts, "rotation_only_segments": segments, "frames": n,
+                      "valid_frames": int(valid.sum()), "working_size": list(self.size)}
+        return CameraTrack(poses, valid, translation_metric=False, static=False, world_frame="first_camera",
+                           estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing)
+
+    # ------------------------------------------------------------------ stages
+
+    def check_frame(self, image: np.ndarray) -> None:
+        """Raise ValueError unless ``image`` is an RGB frame of the intrinsics' size."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != (self.src.height, self.src.width):
+            raise ValueError(f"frame of shape {image.shape} does not match the intrinsics "
+                             f"{self.src.width}x{self.src.height}")
+
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        self.check_frame(image)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        return grey if self.scale == 1.0 else cv2.resize(grey, self.size, interpolation=cv2.INTER_AREA)
+
+    def _record(self, T: np.ndarray, valid: bool, mode: str) -> None:
+        self.poses.append(np.array(T, dtype=np.float64))
+        self.valid.append(valid)
+        self.modes.append(mode)
+        if valid:
+            self.last_valid_T = np.array(T, dtype=np.float64)
+        if mode in ("pnp", "essential", "rotation"):
+            self.counts[f"{'rotation_only' if mode == 'rotation' else mode}_frames"] += 1
+
+    def _restart(self, grey: np.ndarray, mask: np.ndarray, T_world_cam: np.ndarray) -> None:
+        """Start a segment on this frame: fresh corners, no map, keyframe here."""
+        self.tracks = _Tracks.empty()
+        self.prev_grey = grey
+        self._new_keyframe(grey, mask, T_world_cam)
+
+    def _new_keyframe(self, grey: np.ndarray, mask: np.ndarray, T_world_cam: np.ndarray) -> None:
+        self.counts["keyframes"] += 1
+        room = self.cfg.max_features - len(self.tracks)
+        if room > self.cfg.max_features // 5:
+            det_mask = mask.copy()
+            radius = int(self.cfg.feature_min_distance)
+            for u, v in self.tracks.pts:
+                cv2.circle(det_mask, (int(round(u)), int(round(v))), radius, 0, -1)
+            corners = cv2.goodFeaturesToTrack(grey, room, self.cfg.feature_quality,
+                                              self.cfg.feature_min_distance, mask=det_mask, blockSize=7)
+            if corners is not None:
+                pts = corners.reshape(-1, 2).astype(np.float32)
+                d = bearings(pts, self.K) @ T_world_cam[:3, :3].T
+                c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
+                new = _Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
+                self.tracks = self.tracks.append(new)
+        self.tracks.kf_pts = self.tracks.pts.copy()
+        self.T_world_kf = np.array(T_world_cam, dtype=np.float64)
+        self.kf_count = len(self.tracks)
+        self.kf_frame = len(self.poses)
+
+    def _track(self, grey: np.ndarray, mask: np.ndarray) -> None:
+        if len(self.tracks) == 0:
+            return
+        p0 = self.tracks.pts.reshape(-1, 1, 2)
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(self.prev_grey, grey, p0, None, **self.lk)
+        p0r, st2, _ = cv2.calcOpticalFlowPyrLK(grey, self.prev_grey, p1, None, **self.lk)
+        fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
+        p1 = p1.reshape(-1, 2)
+        ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < self.cfg.fb_max_error_px)
+        ok &= points_allowed(mask, p1)
+        self.tracks.pts = p1.astype(np.float32)
+        self.tracks = self.tracks.keep(ok)
+
+    def _estimate(self) -> tuple[np.ndarray | None, str]:
+        tr = self.tracks
+        if len(tr) < self.cfg.min_tracks:
+            return None, "lost"
+        has_X = np.isfinite(tr.X).all(axis=1)
+        if has_X.sum() >= self.cfg.min_pnp_points:
+            T = self._pnp(has_X)
+            if T is not None:
+                return T, "pnp"
+        return self._two_view()
+
+    def _pnp(self, has_X: np.ndarray) -> np.ndarray | None:
+        idx = np.flatnonzero(has_X)
+        X = self.tracks.X[idx]
+        uv = self.tracks.pts[idx].astype(np.float64)
+        T_cw = se3_inverse(self.last_valid_T)
+        rvec0, _ = cv2.Rodrigues(T_cw[:3, :3])
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(
+            X, uv, self.K, None, rvec0.copy(), T_cw[:3, 3].reshape(3, 1).copy(), useExtrinsicGuess=True,
+            iterationsCount=60, reprojectionError=self.cfg.pnp_reprojection_px, confidence=0.99,
+            flags=cv2.SOLVEPNP_AP3P)
+        if not ok or inl is None or len(inl) < self.cfg.min_pnp_points:
+            return None
+        inl = inl.ravel()
+        rvec, tvec = cv2.solvePnPRefineLM(X[inl], uv[inl], self.K, None, rvec, tvec)
+        R = cv2.Rodrigues(rvec)[0]
+        T = se3_inverse(se3(R, tvec.ravel()))
+        # Drop tracks whose 3D point disagrees with the pose (moving objects, bad triangulation).
+        proj = (X @ R.T + tvec.ravel())
+        depth = proj[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            px = proj[:, :2] / depth[:, None] * [self.K[0, 0], self.K[1, 1]] + [self.K[0, 2], self.K[1, 2]]
+        err = np.linalg.norm(px - uv, axis=1)
+        bad = ~((depth > 0) & (err < 2.0 * self.cfg.pnp_reprojection_px))
+        keep = np.ones(len(self.tracks), bool)
+        keep[idx[bad]] = False
+        self.tracks = self.tracks.keep(keep)
+        good = ~bad
+        if good.any():
+            self.depth_unit = float(np.median(depth[good]))
+        return T
+
+    def _two_view(self) -> tuple[np.ndarray | None, str]:
+        tr = self.tracks
+        b1, b2 = bearings(tr.kf_pts, self.K), bearings(tr.pts, self.K)
+        thr = self.cfg.ransac_threshold_px / self.f
+        R_ck, rot_inl = fit_rotation_ransac(b1, b2, thr, self.rng)
+        parallax_px = float(np.median(np.linalg.norm(b1 @ R_ck.T - b2, axis=-1))) * self.f
+        T_kf_cur_rot = se3(R_ck.T, np.zeros(3))
+        if parallax_px < self.cfg.min_parallax_px:
+            if rot_inl.sum() < self.cfg.min_tracks:
+                return None, "lost"
+            self.tracks = tr.keep(rot_inl | (np.linalg.norm(b1 @ R_ck.T - b2, axis=-1) < 3 * thr))
+            return self.T_world_kf @ T_kf_cur_rot, "rotation"
+        T = self._essential()
+        if T is not None:
+            return T, "essential"
+        if rot_inl.sum() >= self.cfg.min_tracks and rot_inl.mean() > 0.8:
+            return self.T_world_kf @ T_kf_cur_rot, "rotation"
+        return None, "lost"
+
+    def _essential(self) -> np.ndarray | None:
+        tr = self.tracks
+        p1, p2 = tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64)
+        E, inl = cv2.findEssentialMat(p1, p2, self.K, cv2.USAC_DEFAULT, 0.999, self.cfg.ransac_threshold_px)
+        if E is None or E.shape != (3, 3) or inl is None:
+            return None
+        inl = inl.ravel() > 0
+        if inl.sum() < self.cfg.min_tracks:
+            return None
+        # Of the four (R, t) in E, keep the one that puts most inliers in front of both cameras
+        # (triangulated with a unit baseline in the keyframe frame; no distance cut-off, since with a
+        # short baseline every point is "far").
+        d1_kf = bearings(p1[inl], self.K)
+        b2 = bearings(p2[inl], self.K)
+        best = None
+        R_a, R_b, t = cv2.decomposeEssentialMat(E)
+        for R, tt in ((R_a, t), (R_a, -t), (R_b, t), (R_b, -t)):
+            T_kf_cur = se3_inverse(se3(R, tt.ravel()))
+            c2 = np.tile(T_kf_cur[:3, 3], (len(d1_kf), 1))
+            Xk, s1, s2, ang = triangulate_midpoint(np.zeros_like(c2), d1_kf, c2, b2 @ T_kf_cur[:3, :3].T)
+            in_front = (s1 > 0) & (s2 > 0)
+            if best is None or in_front.sum() > best[1].sum():
+                best = (T_kf_cur, in_front, Xk, ang)
+        T_kf_cur, in_front, Xk, ang = best
+        if in_front.sum() < self.cfg.min_tracks:
+            return None
+        good = in_front & (ang > np.deg2rad(self.cfg.min_triangulation_deg))
+        # Fix the scale so that the inliers' median depth equals the current depth unit; the median
+        # over all points (not only the well-triangulated, nearer ones) keeps the unit unbiased.
+        scale = self.depth_unit / float(np.median(Xk[in_front, 2]))
+        T_kf_cur[:3, 3] *= scale
+        T = self.T_world_kf @ T_kf_cur
+        init_angle = np.deg2rad(self.cfg.min_init_angle_deg)
+        if good.sum() < self.cfg.min_tracks or np.median(ang[in_front]) < init_angle:
+            return T  # a pose, but too little baseline for a reliable map yet
+        X = np.full((len(tr), 3), np.nan)
+        rows = np.flatnonzero(inl)[good]
+        X[rows] = Xk[good] * scale @ self.T_world_kf[:3, :3].T + self.T_world_kf[:3, 3]
+        self.tracks.X = X
+        self.tracks = self.tracks.keep(inl)
+        self.counts["map_initialisations"] += 1
+        self.force_keyframe = True
+        return T
+
+    def _maybe_keyframe(self, grey: np.ndarray, mask: np.ndarray, T: np.ndarray) -> None:
+        tr = self.tracks
+        n = len(tr)
+        has_X = np.isfinite(tr.X).all(axis=1)
+        forced, self.force_keyframe = self.force_keyframe, False
+        few_tracks = n < self.cfg.keyframe_track_ratio * self.kf_count
+        min_map = max(3 * self.cfg.min_pnp_points, self.cfg.keyframe_min_map_ratio * n)
+        thin_map = has_X.any() and has_X.sum() < min_map
+        # Fresh corners need a few frames of baseline before they can be triangulated, so a soft
+        # trigger waits ``min_keyframe_gap`` frames; running out of tracks or 3D points does not.
+        critical = n < 2 * self.cfg.min_tracks or (has_X.any() and has_X.sum() < 2 * self.cfg.min_pnp_points)
+        soft = (few_tracks or thin_map) and len(self.poses) - self.kf_frame >= self.cfg.min_keyframe_gap
+        if not (forced or critical or soft):
+            return
+        if has_X.any():
+            self._triangulate_new(T, ~has_X)
+        self._new_keyframe(grey, mask, T)
+
+    def _triangulate_new(self, T: np.ndarray, rows: np.ndarray) -> None:
+        """Give 3D points to tracks without one, from their first ray and the ray in this frame."""
+        idx = np.flatnonzero(rows)
+        if len(idx) == 0:
+            return
+        tr = self.tracks
+        d2 = bearings(tr.pts[idx], self.K) @ T[:3, :3].T
+        c2 = np.tile(T[:3, 3], (len(idx), 1))
+        X, s1, s2, ang = triangulate_midpoint(tr.birth_c[idx], tr.birth_d[idx], c2, d2)
+        T_cw = se3_inverse(T)
+        pc = X @ T_cw[:3, :3].T + T_cw[:3, 3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            px = pc[:, :2] / pc[:, 2:3] * [self.K[0, 0], self.K[1, 1]] + [self.K[0, 2], self.K[1, 2]]
+        err = np.linalg.norm(px - tr.pts[idx], axis=1)
+        good = (s1 > 0) & (s2 > 0) & (ang > np.deg2rad(self.cfg.min_triangulation_deg))
+        good &= err < self.cfg.pnp_reprojection_px
+        tr.X[idx[good]] = X[good]

@@ -1,0 +1,91 @@
+"""Exact-geometry image sequences for odometry tests, made from real photographs.
+
+* ``rotation_sequence``: a real photo seen by a camera that only rotates: view i is the source
+  warped by ``K_src R_0_i K_view^-1`` (the exact image of a rotating pinhole camera).
+* ``planes_sequence``: a 3D scene of textured rectangles (real photos) at several depths, rendered
+  per plane with its plane-induced homography and painted far to near: exact general motion.
+World = first camera (OpenCV axes); poses are ``T_world_cam`` (4, 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dexhands_data.geometry import matrix_from_rotvec, se3, se3_inverse
+
+
+def load_rgb(path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def view_K(width: int, height: int, f: float) -> np.ndarray:
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
+
+
+def smooth_rotations(n: int, amplitude_deg=(6.0, 4.0, 3.0), periods=(40.0, 55.0, 70.0)) -> np.ndarray:
+    """R_world_cam (n, 3, 3): smooth sinusoidal yaw/pitch/roll, identity at frame 0."""
+    i = np.arange(n)[:, None]
+    rv = np.deg2rad(np.asarray(amplitude_deg)) * np.sin(2 * np.pi * i / np.asarray(periods))
+    return matrix_from_rotvec(rv[:, [1, 0, 2]])
+
+
+def rotation_sequence(source: np.ndarray, rotations: np.ndarray, size=(640, 427), f: float = 560.0):
+    """Views (n, H, W, 3) of ``source`` (its own focal = f, principal point at its centre)."""
+    w, h = size
+    K = view_K(w, h, f)
+    Ks = view_K(source.shape[1], source.shape[0], f)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    frames = [cv2.warpPerspective(source, Ks @ R @ np.linalg.inv(K), (w, h), flags=flags) for R in rotations]
+    return np.stack(frames), K
+
+
+@dataclass
+class Plane:
+    texture: np.ndarray  # (h, w, 3) RGB
+    corner: np.ndarray  # world position of the texture's top-left pixel (m)
+    right: np.ndarray  # world step per texture pixel along u (m)
+    down: np.ndarray  # world step per texture pixel along v (m)
+
+
+def textured_planes(images: list[np.ndarray]) -> list[Plane]:
+    """A back wall at 6 m and three fronto-parallel boards at 2.5-4 m, textured with real photos."""
+    planes = []
+    layout = [(-4.5, -3.0, 6.0, 9.0), (-1.6, -0.9, 4.0, 1.6), (0.4, -0.2, 3.2, 1.2), (-0.9, 0.3, 2.5, 0.8)]
+    for k, (x, y, z, width) in enumerate(layout):
+        tex = images[k % len(images)]
+        step = width / tex.shape[1]
+        planes.append(Plane(tex, np.array([x, y, z]), np.array([step, 0, 0]), np.array([0, step, 0.0])))
+    return planes
+
+
+def render_planes(planes: list[Plane], T_world_cam: np.ndarray, K: np.ndarray, size=(640, 480)) -> np.ndarray:
+    w, h = size
+    T_cw = se3_inverse(T_world_cam)
+    R, t = T_cw[:3, :3], T_cw[:3, 3]
+    out = np.zeros((h, w, 3), np.uint8)
+    for p in sorted(planes, key=lambda p: -p.corner[2]):
+        H = K @ np.column_stack([R @ p.right, R @ p.down, R @ p.corner + t])
+        img = cv2.warpPerspective(p.texture, H, (w, h), flags=cv2.INTER_LINEAR)
+        ones = np.full(p.texture.shape[:2], 255, np.uint8)
+        cover = cv2.warpPerspective(ones, H, (w, h), flags=cv2.INTER_NEAREST)
+        out[cover > 0] = img[cover > 0]
+    return out
+
+
+def general_motion(n: int, step_m: float = 0.02) -> np.ndarray:
+    """T_world_cam (n, 4, 4): sideways/forward translation with gentle rotation, identity at 0."""
+    i = np.arange(n)
+    t = np.stack([step_m * i, 0.3 * step_m * np.sin(i / 8.0), 0.5 * step_m * i], axis=1)
+    rv = np.deg2rad(np.stack([1.5 * np.sin(i / 11.0), -0.15 * i, 1.0 * np.sin(i / 17.0)], axis=1))
+    return se3(matrix_from_rotvec(rv), t)
+
+
+def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
+    """Angle (deg) of rotation matrices (..., 3, 3)."""
+    c = (np.trace(R, axis1=-2, axis2=-1) - 1) / 2
+    return np.rad2deg(np.arccos(np.clip(c, -1, 1)))
