@@ -1,53 +1,41 @@
-"""Reference trainer end to end on a small dataset of REAL video frames (shared_data/hand_video), written by
-the DatasetWriter and read back only through the loader: the tiny model on CPU trains (loss goes down),
-resumes bit-for-bit, and evaluates. The hand/camera tracks are the physically consistent synthetic ones of
-tests/fakes.py (a right hand in front of a yawing camera), projected with the video's own frame size."""
+"""Reference trainer end to end on a small REAL dataset written by the extraction pipeline (MediaPipe hands,
+visual odometry, embedded frames) from the two shared_data/hand_video clips resampled to 5 fps, read back
+only through the loader: the tiny model on CPU trains (loss goes down), resumes bit-for-bit, and evaluates."""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+import os
 import shutil
 
-import av
 import numpy as np
 import pytest
 import torch
 
 from dexhands_data.cli import train_reference
-from dexhands_data.geometry import Intrinsics
-from dexhands_data.images import encode_jpeg
+from dexhands_data.pipelines.extract import ExtractSettings, run_extract
+from dexhands_data.pipelines.runner import RunConfig
 from dexhands_data.train.trainer import TrainConfig, checkpoint_paths, evaluate, open_windows
-from dexhands_data.writer import DatasetWriter
-from fakes import synthetic_episode
 
-VIDEO = "hand_video/mediapipe_hand_landmarker_test_video.mp4"
-FRAMES_PER_EPISODE = 40
+VIDEOS = ("mediapipe_hand_landmarker_test_video.mp4", "mediapipe_gesture_recognizer_test_video.mp4")
 TINY = ["--model", "tiny", "--encoder", "random", "--random-encoder-dim", "32", "--image-height", "56",
         "--image-width", "98", "--batch-size", "4", "--lr", "1e-3", "--log-every", "1"]
 
 
-def _episode(eid: str, frames: list[np.ndarray], seed: int):
-    n = len(frames)
-    ep = synthetic_episode(eid, n, seed=seed, images=[encode_jpeg(f) for f in frames])
-    h, w = frames[0].shape[:2]
-    K = Intrinsics.from_fov(w, h, 90.0)
-    kp = ep.hands.keypoints_cam[:, 1].reshape(-1, 3)
-    ep.hands.keypoints_2d[:, 1] = ((K.K @ kp.T).T[:, :2] / kp[:, 2:3]).reshape(n, 21, 2)
-    ep.intrinsics, ep.fps, ep.timestamps = K, 25.0, np.arange(n) / 25.0
-    return ep
-
-
 @pytest.fixture(scope="module")
 def real_dataset(shared_data, tmp_path_factory):
-    with av.open(str(shared_data / VIDEO)) as c:
-        rgb = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    root = tmp_path_factory.mktemp("train") / "dexwm-actions"
-    writer = DatasetWriter(root)
-    eps = [_episode(f"clip{k}", rgb[s : s + FRAMES_PER_EPISODE], k) for k, s in enumerate((0, 100))]
-    writer.write_shard("videos", "train", "s0", eps, "h")
-    writer.finalize()
+    base = tmp_path_factory.mktemp("train")
+    videos = base / "in"
+    videos.mkdir()
+    for name in VIDEOS:
+        os.symlink(shared_data / "hand_video" / name, videos / name)
+    root = base / "dexwm-actions"
+    settings = ExtractSettings(source="videos", source_options={"target_fps": 5.0},
+                               hands_options={"model_complexity": 0})
+    summary = run_extract(settings, str(videos), RunConfig(out=str(root), executor="local", show_progress=False))
+    assert summary.failed == 0 and summary.frames == 41 + 39
     return root
 
 
@@ -120,7 +108,7 @@ def test_train_resume_and_eval_on_real_frames(real_dataset, tmp_path):
     assert _cli("--data", str(real_dataset), "--out", str(run), "--eval", "--eval-rollout", "4",
                 "--eval-stride", "2", "--eval-split", "train", "--batch-size", "4") == 0
     res = json.loads((run / "eval" / "metrics.json").read_text())
-    assert res["step"] == 24 and res["rollout_steps"] == 4 and res["samples"] == 8  # 2 episodes x 4 windows
+    assert res["step"] == 24 and res["rollout_steps"] == 4 and res["samples"] == 40 // 8 + 38 // 8  # windows spanning 4 x 2 frames, every 8 frames
     d = 32
     for step in range(4):
         l1, l2 = res["per_step"]["l2_dexwm"][step], res["per_step"]["l2"][step]
