@@ -4,6 +4,9 @@ Checks the schema version, Arrow schemas of shards and ``meta/episodes.parquet``
 in the episode table match the shards exactly (no orphan shards or rows, sorted rows, contiguous
 frame indices), strictly increasing timestamps, NaN exactly where validity flags say missing,
 rigid camera poses, confidences in [0, 1], and the presence of stats and the dataset card.
+It also detects metadata left stale by an interrupted ``finalize`` (the meta files are each written
+atomically, but one after another): ``info.json`` totals, ``stats.json`` counts and ``README.md`` must
+describe the same episodes as ``meta/episodes.parquet``; rerunning the same command rewrites them.
 Each problem is reported with the file it is in.
 """
 
@@ -30,6 +33,8 @@ class ValidationReport:
     problems: list[str] = field(default_factory=list)
     episodes: int = 0
     rows: int = 0
+    #: finite values per dimension over all shard rows, as counted into stats.json
+    finite_counts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +96,9 @@ def _check_shard(report: ValidationReport, root: Path, relpath: str, episodes: l
         report.add(relpath, f"{int((~covered).sum())} rows belong to no episode in {EPISODES_PATH}")
     if n > 1 and np.any(ids[1:] < ids[:-1]):
         report.add(relpath, "rows are not sorted by episode_id")
+    for key, name, width in (("action/relative", "action", 132), ("keypoints_cam", "keypoints_cam", 126)):
+        counts = np.isfinite(arrays[name].reshape(n, width)).sum(axis=0)
+        report.finite_counts[key] = report.finite_counts.get(key, 0) + counts
     valid = arrays["hand_valid"].astype(bool)
     for name in ("keypoints_cam", "keypoints_2d"):
         finite = np.isfinite(arrays[name]).all(axis=(2, 3))
@@ -165,4 +173,37 @@ def validate_dataset(root: str | Path) -> ValidationReport:
             report.add(relpath, f"listed in {EPISODES_PATH} but missing")
             continue
         _check_shard(report, root, relpath, by_shard[relpath])
+    _check_meta_consistency(report, root, episodes)
     return report
+
+
+def _check_meta_consistency(report: ValidationReport, root: Path, episodes: list[dict]) -> None:
+    """info.json totals, stats.json counts and the card must describe the episodes in episodes.parquet."""
+    from .card import card_text
+    from .info_json import CONVENTIONS
+
+    shards_ok = report.ok  # stats counts are only comparable when every shard was read
+    info = json.loads((root / INFO_PATH).read_text()) if (root / INFO_PATH).exists() else None
+    if info is not None:
+        ok = [e for e in episodes if e["status"] == "ok"]
+        expected = {"total_episodes": len(episodes), "total_ok": len(ok),
+                    "total_failed": len(episodes) - len(ok),
+                    "total_frames": sum(int(e["num_frames"]) for e in ok)}
+        for key, value in expected.items():
+            if info.get(key) != value:
+                report.add(INFO_PATH, f"{key} {info.get(key)} != {value} in {EPISODES_PATH} "
+                                      "(stale metadata: rerun the same command to rebuild meta/)")
+        readme = root / "README.md"
+        conventions = info.get("conventions") or {}  # info.json sorts keys; the card keeps CONVENTIONS order
+        ordered = {k: conventions[k] for k in CONVENTIONS if k in conventions}
+        card_info = {**info, "conventions": {**ordered, **conventions}}
+        if readme.exists() and readme.read_text() != card_text(card_info):
+            report.add("README.md", f"does not match {INFO_PATH} "
+                                    "(stale dataset card: rerun the same command)")
+    if (root / STATS_PATH).exists() and shards_ok:
+        stats = json.loads((root / STATS_PATH).read_text())
+        for key, counts in sorted(report.finite_counts.items()):
+            stored = np.asarray((stats.get(key) or {}).get("count", []), dtype=np.int64)
+            if stored.shape != counts.shape or np.any(stored != counts):
+                report.add(STATS_PATH, f"{key} counts do not match the shards' finite values "
+                                       "(stale statistics: rerun the same command to rebuild meta/)")

@@ -181,7 +181,8 @@ def _open_container(path: str) -> av.container.InputContainer:
     if os.path.getsize(path) == 0:
         raise EpisodeError(f"{path}: empty file (0 bytes)")
     try:
-        return av.open(path, mode="r")
+        # metadata tags that are not UTF-8 (some cameras, damaged files) must not make a video unreadable
+        return av.open(path, mode="r", metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise EpisodeError(f"{path}: not a readable video container ({exc.strerror or exc})") from exc
 

@@ -33,3 +33,19 @@ def pytest_sessionfinish(session, exitstatus):
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture()
+def fresh_ray(monkeypatch):
+    """A new local Ray (2 CPUs) whose workers can import the test helpers (tests/ on PYTHONPATH).
+
+    A Ray left running by an earlier in-process run (the runner keeps it up) is shut down first:
+    its workers would lack this test's environment."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -93,21 +91,13 @@ def test_cli_parses_and_runs(raw_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_run_matches_local(raw_root, tmp_path, monkeypatch):
-    import ray
-
-    paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+def test_ray_run_matches_local(raw_root, tmp_path, fresh_ray):
     inp = DroidInput(str(raw_root), episode_ids=[GOOD, "RAIL/success/2023-04-17/t05_nan"])
     settings = DroidSettings(pseudo_hand="oriented")
     local = RunConfig(out=str(tmp_path / "local"), executor="local", show_progress=False)
     run_convert_droid(inp, settings, local)
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        cfg = RunConfig(out=str(tmp_path / "ray"), workers=2, show_progress=False)
-        remote = run_convert_droid(inp, settings, cfg)
-    finally:
-        ray.shutdown()
+    cfg = RunConfig(out=str(tmp_path / "ray"), workers=2, show_progress=False)
+    remote = run_convert_droid(inp, settings, cfg)
     assert sorted(o.status for o in remote.outcomes) == ["failed", "ok"]
     for shard in (tmp_path / "local" / "data").rglob("*.parquet"):
         assert shard.read_bytes() == (tmp_path / "ray" / shard.relative_to(tmp_path / "local")).read_bytes()

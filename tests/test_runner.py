@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -52,22 +50,13 @@ def test_rerun_skips_finished_shards_and_retries_failed(tmp_path):
     assert [o.episode_id for o in retried.outcomes] == ["bad"] and retried.skipped_shards == 1
 
 
-def test_ray_executor_matches_local(tmp_path, monkeypatch):
+def test_ray_executor_matches_local(tmp_path, fresh_ray):
     """Two Ray actors with fractional CPUs on this 2-core machine produce the same shards as a local run."""
-    import ray
-
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
     ids = refs("r1", "r2", "bad3", "r4")
     local = run_pipeline(ids, FakeProcessor, {}, RunConfig(out=str(tmp_path / "local"), executor="local",
                                                            show_progress=False))
-    if ray.is_initialized():  # a Ray started by an earlier test lacks this test's PYTHONPATH
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        remote = run_pipeline(ids, FakeProcessor, {}, RunConfig(out=str(tmp_path / "ray"), workers=2,
-                                                                show_progress=False))
-    finally:
-        ray.shutdown()
+    remote = run_pipeline(ids, FakeProcessor, {}, RunConfig(out=str(tmp_path / "ray"), workers=2,
+                                                            show_progress=False))
     assert sorted((o.episode_id, o.status) for o in remote.outcomes) == sorted(
         (o.episode_id, o.status) for o in local.outcomes)
     for shard in (tmp_path / "local" / "data").rglob("*.parquet"):

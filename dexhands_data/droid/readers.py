@@ -17,6 +17,7 @@ episode into a :class:`DroidRecord` (float64 arrays, no frames), raising
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -290,19 +291,21 @@ def read_raw(folder: Path, episode_id: str) -> DroidRecord:
         meta = json.loads(metas[0].read_text())
     except (OSError, ValueError) as e:
         raise EpisodeError(f"{metas[0]}: unreadable metadata: {e}") from e
+    if not isinstance(meta, dict):
+        raise EpisodeError(f"{metas[0]}: metadata is a JSON {type(meta).__name__}, expected an object")
     h5_path = folder / "trajectory.h5"
     try:
         with h5py.File(h5_path, "r") as h5:
             for key in (CARTESIAN_KEY, GRIPPER_KEY):
                 if key not in h5:
                     raise EpisodeError(f"{h5_path}: missing dataset {key}")
-            cartesian = np.asarray(h5[CARTESIAN_KEY][()], dtype=np.float64)
-            gripper = np.asarray(h5[GRIPPER_KEY][()], dtype=np.float64).reshape(-1)
+            cartesian = _h5_numeric(h5, CARTESIAN_KEY, h5_path)
+            gripper = _h5_numeric(h5, GRIPPER_KEY, h5_path).reshape(-1)
             wrist_serial = str(meta.get("wrist_cam_serial", ""))
             wrist_key = f"observation/camera_extrinsics/{wrist_serial}_left"
             wrist_ext = None
             if wrist_serial and wrist_key in h5:
-                wrist_ext = np.asarray(h5[wrist_key][()], dtype=np.float64)
+                wrist_ext = _h5_numeric(h5, wrist_key, h5_path)
             task = meta.get("current_task") or h5.attrs.get("current_task")
     except OSError as e:
         raise EpisodeError(f"{h5_path}: cannot read: {e}") from e
@@ -316,6 +319,8 @@ def read_raw(folder: Path, episode_id: str) -> DroidRecord:
         serial = meta.get(f"{cam}_cam_serial")
         if serial is None:
             continue
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(serial)):  # it names a file: never a path outside
+            raise EpisodeError(f"{metas[0]}: {cam}_cam_serial {str(serial)[:80]!r} is not a camera serial")
         serials[cam] = str(serial)
         videos[cam] = VideoSpan(str(folder / "recordings" / "MP4" / f"{serial}.mp4"), FPS)
         ext = meta.get(f"{cam}_cam_extrinsics")
@@ -335,6 +340,25 @@ def read_raw(folder: Path, episode_id: str) -> DroidRecord:
         task=str(task) if task else None, success=bool(success) if success is not None else None,
         extra={k: meta[k] for k in ("lab", "building", "scene_id", "date", "uuid") if k in meta},
     )
+
+
+def _h5_numeric(h5: h5py.File, key: str, path: Path) -> np.ndarray:
+    """A numeric HDF5 dataset as float64; EpisodeError for a group or a non-numeric dtype."""
+    node = h5[key]
+    if not isinstance(node, h5py.Dataset):
+        raise EpisodeError(f"{path}: {key} is a group, expected a dataset")
+    if node.dtype.kind not in "biuf":
+        raise EpisodeError(f"{path}: {key} is not numeric (dtype {node.dtype.str})")
+    return np.asarray(node[()], dtype=np.float64)
+
+
+def _inside(root: Path, relpath: str, what: str, where: str | Path) -> Path:
+    """``root / relpath`` if it stays inside ``root`` (lexically: symlinks allowed), else EpisodeError."""
+    base = os.path.normpath(root)
+    full = os.path.normpath(os.path.join(base, str(relpath)))
+    if not full.startswith(base + os.sep):
+        raise EpisodeError(f"{where}: {what} {str(relpath)[:120]!r} points outside the input root {base}")
+    return Path(full)
 
 
 def _extrinsic_vector(value) -> np.ndarray | None:
@@ -361,7 +385,7 @@ def read_lerobot(ref: EpisodeRef) -> DroidRecord:
     """A LeRobot v2.1 or v3.0 episode (state columns are float32 in the port, widened to float64)."""
     root = Path(ref.metadata["root"])
     index = int(ref.metadata["episode_index"])
-    path = Path(ref.path)
+    path = _inside(root, os.path.relpath(ref.path, root), "data_path", root / "meta" / "info.json")
     try:
         schema = pq.read_schema(path)
     except (OSError, ValueError) as e:
@@ -399,8 +423,9 @@ def read_lerobot(ref: EpisodeRef) -> DroidRecord:
     fps = float(ref.metadata.get("fps", FPS))
     videos = {}
     for cam, span in ref.metadata.get("videos", {}).items():
+        video = _inside(root, span["path"], "video_path", root / "meta" / "info.json")
         videos[cam] = VideoSpan(
-            str(root / span["path"]), fps, span.get("from_timestamp"), span.get("to_timestamp"))
+            str(video), fps, span.get("from_timestamp"), span.get("to_timestamp"))
     task = None
     if "language_instruction" in table.column_names:
         task = table.column("language_instruction")[0].as_py()

@@ -44,11 +44,11 @@ class VideoSpan:
 
     def _probe_av(self) -> tuple[int, int, int]:
         try:
-            with av.open(self.path) as container:
+            with av.open(self.path, metadata_errors="replace") as container:
                 stream = container.streams.video[0]
                 width, height = int(stream.codec_context.width), int(stream.codec_context.height)
                 frames = int(stream.frames) or sum(1 for p in container.demux(stream) if p.size > 0)
-        except (OSError, av.FFmpegError, IndexError) as e:
+        except (OSError, av.FFmpegError, IndexError, AttributeError) as e:  # AttributeError: no codec context
             raise EpisodeError(f"{self.path}: cannot read the video: {e}") from e
         return frames, width, height
 
@@ -62,7 +62,9 @@ class VideoSpan:
         last = int(wanted[-1])
         pos = 0
         try:
-            with av.open(self.path) as container:
+            with av.open(self.path, metadata_errors="replace") as container:
+                if not container.streams.video:
+                    raise EpisodeError(f"{self.path}: no video stream")
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 if spanned and start > 0:
@@ -84,7 +86,7 @@ class VideoSpan:
                     if wanted[pos] == k:
                         yield k, frame.to_ndarray(format="rgb24")
                         pos += 1
-        except av.FFmpegError as e:
+        except (OSError, av.FFmpegError) as e:
             raise EpisodeError(f"{self.path}: decoding failed: {e}") from e
         if pos < wanted.size:
             raise EpisodeError(f"{self.path}: stream ended before frame {int(wanted[pos])}")

@@ -213,6 +213,7 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type, processor_kwargs: 
             summary.skipped_shards += 1
             summary.skipped_episodes += len(task.refs)
     if todo:
+        writer.storage.check_writable()  # a read-only or full output fails now, not after hours of decoding
         run = _ray_results if config.executor == "ray" else _local_results
         n_episodes = sum(len(t.refs) for t in todo)
         bar = tqdm(total=n_episodes, unit="ep", desc="episodes", disable=not config.show_progress, dynamic_ncols=True)

@@ -289,6 +289,14 @@ def read_hdf5(path: Path, task_folder: str) -> RawEgoDex:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise EpisodeError(f"{path}: cannot open HDF5 ({exc})") from exc
+    try:
+        return _read_hdf5(f, path, task_folder)
+    except (TypeError, ValueError, KeyError, AttributeError, OSError) as exc:
+        # a group where a dataset belongs, strings where numbers belong, unreadable chunks
+        raise EpisodeError(f"{path}: malformed EgoDex HDF5 ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_hdf5(f: h5py.File, path: Path, task_folder: str) -> RawEgoDex:
     with f:
         if "transforms" not in f or "camera" not in f["transforms"]:
             raise EpisodeError(f"{path}: missing dataset transforms/camera")
