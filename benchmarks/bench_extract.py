@@ -8,7 +8,7 @@ Measures on this machine, in one run:
   * peak RSS per worker on the 1080p clip and on a 10x longer 1080p video (memory must not grow
     with video length).
 
-Usage: python benchmarks/bench_extract.py [--video PATH] [--copies 4]
+Usage: python benchmarks/bench_extract.py [--video PATH] [--copies 2] [--loop 5]
 Prints a markdown table (paste into docs/benchmarks.md with the machine it ran on).
 """
 
@@ -86,7 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--video", default=str(SHARED / "hand_video" / "mediapipe_gesture_recognizer_test_video.mp4"))
     ap.add_argument("--long-video", default=str(SHARED / "egocentric_video_nc" / "hawor_example_video_0.mp4"))
-    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--loop", type=int, default=5, help="length multiplier of the long 1080p video")
     args = ap.parse_args()
     rows = []
     fps_dec, frames, K = decode_fps(args.video)
@@ -106,7 +107,7 @@ def main() -> None:
                 rows.append((f"end to end, camera={camera}, {workers} worker(s), {args.copies} videos",
                              f"{fps:.1f}", f"peak worker RSS {rss:.0f} MB, failed {failed}"))
         if Path(args.long_video).exists():
-            for times in (1, 10):
+            for times in (1, args.loop):
                 d = work / f"long{times}"
                 d.mkdir()
                 looped_video(args.long_video, str(d / "clip.mp4"), times)
