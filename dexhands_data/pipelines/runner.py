@@ -161,10 +161,12 @@ def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: 
     from ray.data import ActorPoolStrategy, DataContext
 
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        # Ray's INFO lines would drown the progress bar; warnings and errors still show.
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING}
         if config.ray_address:
             kwargs["address"] = config.ray_address
         ray.init(**kwargs)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.execution_options.preserve_order = False
@@ -177,7 +179,7 @@ def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: 
         fn_constructor_kwargs={"processor_cls": processor_cls, "processor_kwargs": processor_kwargs,
                                "out": config.out if is_remote(config.out) else os.path.abspath(config.out),
                                "cfg_hash": cfg_hash},
-        compute=ActorPoolStrategy(size=config.workers),
+        compute=ActorPoolStrategy(size=max(1, min(config.workers, len(tasks)))),
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=cpus_per_actor,
