@@ -1,8 +1,9 @@
 """``dexdata extract``: egocentric episodes -> hands + camera motion -> shards.
 
-The processor opens one episode from its source, streams its frames once through the hand
-estimator (unless the source has ground-truth hands), the camera estimator (unless the source has
-ground-truth poses), and the JPEG encoder (frames spooled on disk), then returns the finished
+The processor opens one episode from its source, decodes and JPEG-encodes its frames a few frames
+ahead in a background thread (``prefetch.py``; the embedded JPEGs are spooled on disk), and streams
+them once through the hand estimator (unless the source has ground-truth hands) and the camera
+estimator (unless the source has ground-truth poses), then returns the finished
 :class:`EpisodeData` for the writer. Only the episode reference crosses process boundaries.
 """
 
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..images import ImageSpool, encode_jpeg
-from ..records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef
+from ..prefetch import prefetch
+from ..records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef, VideoFrame
 from .runner import RunConfig, RunSummary, run_pipeline
 
 
@@ -65,6 +67,12 @@ class ExtractProcessor:
             self._camera = create_camera_estimator(self.settings.camera, **self.settings.camera_options)
         return self._camera
 
+    def _encode(self, frame: VideoFrame) -> tuple[VideoFrame, bytes | None]:
+        """Runs in the read-ahead thread with decoding: the frame and its embedded JPEG (or None)."""
+        if self.settings.frame_short_side is None:
+            return frame, None
+        return frame, encode_jpeg(frame.image, self.settings.frame_short_side, self.settings.jpeg_quality)
+
     def __call__(self, ref: EpisodeRef) -> EpisodeData:
         ep = self.source.open(ref)
         hand_session = None if ep.hands is not None else self.hands.session(ep.intrinsics)
@@ -75,7 +83,7 @@ class ExtractProcessor:
         spool = ImageSpool() if self.settings.frame_short_side is not None else None
         timestamps, source_index = [], []
         try:
-            for frame in ep.frames():
+            for frame, jpeg in prefetch(ep.frames(), self._encode):
                 timestamps.append(frame.timestamp)
                 source_index.append(frame.source_index)
                 if hand_session is not None:
@@ -87,7 +95,7 @@ class ExtractProcessor:
                 if camera_session is not None:
                     camera_session.step(frame.image, kp2d, valid)
                 if spool is not None:
-                    spool.append(encode_jpeg(frame.image, self.settings.frame_short_side, self.settings.jpeg_quality))
+                    spool.append(jpeg)
             n = len(timestamps)
             if n == 0:
                 raise EpisodeError(f"{ref.relpath}: no frames decoded")
