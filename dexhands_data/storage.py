@@ -106,6 +106,9 @@ class Storage:
         except OSError as exc:
             raise StorageError(f"{self.path(probe)}: cannot delete ({exc})") from exc
 
+    def delete(self, relpath: str) -> None:
+        self.fs.delete_file(self.path(relpath))
+
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self.open_atomic(relpath) as f:
             f.write(data)

@@ -116,6 +116,8 @@ class DatasetWriter:
                     official = DimStats.from_values(episode_official_actions(ep, columns))
                     key = "action/dexwm-official"
                     stats[key] = official if key not in stats else stats[key].merge(official)
+        elif self.storage.exists(relpath):  # a retry in which every episode failed: drop the old shard
+            self.storage.delete(relpath)
         rows.sort(key=lambda r: r["episode_id"])
         marker = {"shard": relpath if ready else None, "num_rows": num_rows, "episodes": rows,
                   "stats": {k: v.to_dict() for k, v in stats.items()} or None}

@@ -63,3 +63,16 @@ def test_ray_executor_matches_local(tmp_path, fresh_ray):
         twin = tmp_path / "ray" / shard.relative_to(tmp_path / "local")
         assert shard.read_bytes() == twin.read_bytes()  # byte-identical shards
     assert validate_dataset(tmp_path / "ray").ok
+
+
+def test_retry_where_every_episode_now_fails_leaves_no_orphan_shard(tmp_path):
+    """A shard rewritten by --retry-failed with no ok episode left must not keep its old Parquet file."""
+    from dexhands_data.writer import DatasetWriter, FailedEpisode
+
+    out = tmp_path / "ds"
+    run_pipeline(refs("a"), FakeProcessor, {}, RunConfig(out=str(out), executor="local", show_progress=False))
+    (task,) = plan_shards(refs("a"), 1)
+    DatasetWriter(out).write_shard(task.source, task.split, task.name, [FailedEpisode(task.refs[0], "a.mp4: gone")], "h")
+    DatasetWriter(out).finalize()
+    assert list((out / "data").rglob("*.parquet")) == []
+    assert validate_dataset(out).ok
