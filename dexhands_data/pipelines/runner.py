@@ -142,12 +142,28 @@ class ShardWorker:
              "frames": int(r["num_frames"]), "seconds": timings.get(r["episode_id"], 0.0)}
             for r in rows
         ]
+        _release_memory()
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         return {"shard": task.name, "outcomes": json.dumps(outcomes), "peak_rss_mb": peak_rss_mb}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         out = [self.process(ShardTask.from_json(t)) for t in batch.column("task").to_pylist()]
         return pa.Table.from_pylist(out)
+
+
+def _release_memory() -> None:
+    """Give freed memory back to the OS between shards, so a long-lived worker's footprint does not
+    creep up with the number of episodes it has processed (Arrow's pool and glibc's arenas keep
+    freed blocks otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _processor_name(processor_cls: type) -> str:
