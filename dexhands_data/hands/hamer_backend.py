@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from ..geometry import Intrinsics, lift_to_camera
-from ..keypoints import LEFT, NUM_HANDS, NUM_KEYPOINTS, RIGHT
+from ..keypoints import LEFT, RIGHT
 from ..records import HandTrack, VideoFrame
 from .base import FrameHands
 from .batching import CropBatcher, CropItem
 from .crops import CropTransform, box_from_keypoints, crop_image, mirror_points_3d, normalize_crop
-from .mediapipe_backend import HandDetection, HandDetector, LegacyHandsDetector, to_detection
+from .mediapipe_backend import HandDetection, HandDetector, LegacyHandsDetector, frame_hands, to_detection
 from .postprocess import PostprocessConfig, assign_to_slots, postprocess_track
 
 #: Raw MANO joint order (smplx ``MANOLayer`` joints, then the five fingertip vertices HaMeR appends).
@@ -304,7 +304,7 @@ class HamerSession:
             self._events.update(events)
             self._events["frames_detected"] += 1
             self._events["detections"] += len(dets)
-            self._frame_hands = _detector_frame_hands(self._slots)
+            self._frame_hands = frame_hands(self._slots)
             self._prev_wrists = self._frame_hands.keypoints_2d[:, 0].astype(np.float64)
         else:
             self._events["frames_boxes_reused"] += 1
@@ -377,20 +377,6 @@ class HamerSession:
 _COUNTS = ("frames", "frames_detected", "frames_boxes_reused", "detections", "crops_right", "crops_mirrored",
            "boxes_rejected", "lift_failed", "duplicates_dropped", "same_side_conflicts",
            "resolved_by_continuity", "resolved_by_chirality", "dropped_same_side")
-
-
-def _detector_frame_hands(slots: list[HandDetection | None]) -> FrameHands:
-    kp_cam = np.full((NUM_HANDS, NUM_KEYPOINTS, 3), np.nan, np.float32)
-    kp_2d = np.full((NUM_HANDS, NUM_KEYPOINTS, 2), np.nan, np.float32)
-    valid = np.zeros(NUM_HANDS, bool)
-    conf = np.zeros((NUM_HANDS, NUM_KEYPOINTS), np.float32)
-    score = np.zeros(NUM_HANDS, np.float32)
-    residual = np.full(NUM_HANDS, np.nan, np.float32)
-    for s, det in enumerate(slots):
-        if det is not None:
-            kp_cam[s], kp_2d[s], valid[s] = det.keypoints_cam, det.keypoints_2d, True
-            conf[s], score[s], residual[s] = det.confidence, det.score, det.lift_residual_px
-    return FrameHands(kp_cam, kp_2d, valid, conf, score, residual)
 
 
 #: ``model_factory(device) -> (model, cfg)``: builds the network (default: the official HaMeR).

@@ -192,7 +192,7 @@ class MediaPipeSession:
         prev = self._frames[-1].keypoints_2d[:, 0].astype(np.float64) if self._frames else None
         slots, events = assign_to_slots(lifted, prev)
         self._count(detections, events)
-        hands = _frame_hands(slots)
+        hands = frame_hands(slots)
         self._frames.append(hands)
         return hands
 
@@ -238,7 +238,8 @@ class MediaPipeSession:
         return postprocess_track(track, self.postprocess)
 
 
-def _frame_hands(slots: list[HandDetection | None]) -> FrameHands:
+def frame_hands(slots: list[HandDetection | None]) -> FrameHands:
+    """Per-frame arrays (left, right) from the detections assigned to the two hand slots (None = missing)."""
     kp_cam = np.full((NUM_HANDS, NUM_KEYPOINTS, 3), np.nan, np.float32)
     kp_2d = np.full((NUM_HANDS, NUM_KEYPOINTS, 2), np.nan, np.float32)
     valid = np.zeros(NUM_HANDS, bool)
