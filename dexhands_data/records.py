@@ -6,9 +6,9 @@ Arrays carry their frames and units in the field docs. Shapes use N = stored fra
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -117,16 +117,6 @@ class CameraTrack:
     def not_estimated(cls, n: int) -> "CameraTrack":
         """Identity poses flagged invalid: the camera motion was not estimated."""
         return cls(np.tile(np.eye(4), (n, 1, 1)), np.zeros(n, bool), False, False, "unknown", "none")
-
-
-class Episode(Protocol):
-    """An opened episode: metadata plus a streaming frame iterator (memory independent of length)."""
-
-    ref: EpisodeRef
-    intrinsics: Intrinsics
-    fps: float
-
-    def frames(self) -> Iterator[VideoFrame]: ...
 
 
 @dataclass

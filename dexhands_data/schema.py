@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 SCHEMA_VERSION = "1.0"
-DATASET_DIRNAME = "dexwm-actions"
 DATA_DIR = "data"
 META_DIR = "meta"
 INFO_PATH = "meta/info.json"

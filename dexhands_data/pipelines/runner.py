@@ -211,8 +211,8 @@ def _local_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs
         yield worker.process(task)
 
 
-def run_pipeline(refs: list[EpisodeRef], processor_cls: type, processor_kwargs: dict, config: RunConfig,
-                 recipe_sources: list[str] | None = None) -> RunSummary:
+def run_pipeline(refs: list[EpisodeRef], processor_cls: type[EpisodeProcessor], processor_kwargs: dict,
+                 config: RunConfig, recipe_sources: list[str] | None = None) -> RunSummary:
     """Process ``refs`` into the dataset at ``config.out``, resuming finished shards, then finalise meta/."""
     from tqdm import tqdm
 

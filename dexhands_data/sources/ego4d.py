@@ -36,9 +36,9 @@ import numpy as np
 
 from ..geometry import Intrinsics
 from ..records import EpisodeError, EpisodeRef
-from ..video_io import FrameReader, VideoInfo, expected_output_frames, probe_video
+from ..video_io import VideoInfo, probe_video
 from .base import OpenedEpisode
-from .videos import read_sidecar_intrinsics, sidecar_path
+from .videos import read_sidecar_intrinsics, sidecar_path, video_episode
 
 DEFAULT_HFOV_DEG = 90.0
 KINDS = ("full_scale", "clips")
@@ -260,7 +260,6 @@ class Ego4DSource:
         """Probe the file (its own fps and size win over the metadata) and stream frames lazily."""
         info = probe_video(ref.path)
         intrinsics = self.intrinsics_for(ref, info)
-        fps = self.target_fps if self.target_fps is not None else info.fps
         meta = ref.metadata
         nominal_size = meta.get("size")
         nominal_fps = meta.get("fps")
@@ -269,17 +268,9 @@ class Ego4DSource:
         scenarios = list(meta.get("scenarios") or [])
         video_uid = meta.get("video_uid", meta.get("uid") if meta.get("kind") == "full_scale" else None)
 
-        def frames():
-            return iter(FrameReader(ref.path, info=info, target_fps=self.target_fps, threads=self.threads))
-
-        return OpenedEpisode(
-            ref=ref,
-            intrinsics=intrinsics,
-            fps=fps,
-            frame_iter=frames,
-            num_frames=expected_output_frames(info, self.target_fps),
+        return video_episode(
+            ref, info, intrinsics, self.target_fps, self.threads,
             task=", ".join(scenarios) if scenarios else None,
-            embodiment="human",
             extra={
                 "dataset": "ego4d",
                 "uid": meta.get("uid"),

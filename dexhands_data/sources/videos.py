@@ -150,18 +150,8 @@ class VideosSource:
         """Probe the container and return a lazily decoding episode (EpisodeError on bad input)."""
         info = probe_video(ref.path)
         intrinsics = self.intrinsics_for(info)
-        fps = self.target_fps if self.target_fps is not None else info.fps
-
-        def frames():
-            return iter(FrameReader(ref.path, info=info, target_fps=self.target_fps, threads=self.threads))
-
-        return OpenedEpisode(
-            ref=ref,
-            intrinsics=intrinsics,
-            fps=fps,
-            frame_iter=frames,
-            num_frames=expected_output_frames(info, self.target_fps),
-            embodiment="human",
+        return video_episode(
+            ref, info, intrinsics, self.target_fps, self.threads,
             extra={
                 "source_fps": info.fps,
                 "container_frames": info.num_frames,
@@ -174,3 +164,22 @@ class VideosSource:
             },
         )
 
+
+def video_episode(ref: EpisodeRef, info: VideoInfo, intrinsics: Intrinsics, target_fps: float | None,
+                  threads: int, extra: dict[str, Any], task: str | None = None) -> OpenedEpisode:
+    """A human-hand episode over a probed video file: frames decode lazily (resampled to
+    ``target_fps`` by timestamps when given), fps and expected frame count follow from ``info``."""
+
+    def frames():
+        return iter(FrameReader(ref.path, info=info, target_fps=target_fps, threads=threads))
+
+    return OpenedEpisode(
+        ref=ref,
+        intrinsics=intrinsics,
+        fps=target_fps if target_fps is not None else info.fps,
+        frame_iter=frames,
+        num_frames=expected_output_frames(info, target_fps),
+        task=task,
+        embodiment="human",
+        extra=extra,
+    )
