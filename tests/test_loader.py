@@ -101,12 +101,26 @@ def test_hub_id_goes_to_the_hub_client(monkeypatch):
                                                     "revision": "abc"})]
 
 
-def test_read_rows_touches_only_needed_row_groups(tmp_path):
+def test_read_rows_touches_only_needed_row_groups(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dexhands_data.loader.hf import read_rows
+    from dexhands_data.dataset.reader import read_rows
 
-    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "s.parquet", row_group_size=128)
-    for a, b in [(0, 5), (120, 300), (990, 1000), (0, 1000), (500, 500)]:
-        assert read_rows(tmp_path / "s.parquet", a, b).column("x").to_pylist() == list(range(a, b))
+    pq.write_table(pa.table({"x": list(range(1000)), "y": [0.5] * 1000}), tmp_path / "s.parquet",
+                   row_group_size=128)  # groups 0..7: [0, 128), [128, 256), ..., [896, 1000)
+    read = []
+    original = pq.ParquetFile.read_row_groups
+
+    def recording(self, row_groups, columns=None, **kwargs):
+        read.append((list(row_groups), columns))
+        return original(self, row_groups, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recording)
+    cases = [((0, 5), [0]), ((120, 300), [0, 1, 2]), ((990, 1000), [7]), ((0, 1000), list(range(8))),
+             ((500, 500), None)]
+    for (a, b), groups in cases:
+        read.clear()
+        table = read_rows(tmp_path / "s.parquet", a, b, columns=["x"])
+        assert table.column_names == ["x"] and table.column("x").to_pylist() == list(range(a, b))
+        assert read == ([] if groups is None else [(groups, ["x"])]), (a, b)
