@@ -32,7 +32,8 @@ class Recipe:
 def add_recipe_argument(parser: argparse.ArgumentParser) -> None:
     """``--recipe FILE`` on a subcommand's parser (``apply_recipe`` reads it after parsing)."""
     parser.add_argument("--recipe", default=None,
-                        help="TOML recipe (e.g. pipelines/ego4d.toml) of option defaults; flags given here win")
+                        help="TOML recipe (e.g. pipelines/ego4d.toml) of option defaults; "
+                             "flags given here win")
     parser.set_defaults(recipe_parser=parser, recipe_used=None)
 
 
@@ -49,7 +50,8 @@ def load_recipe(path: str | Path) -> Recipe:
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {unknown} (a recipe has 'command' and [options])")
     if not isinstance(data.get("command"), str) or not isinstance(data.get("options", {}), dict):
-        raise ValueError(f"{path}: a recipe needs command = \"extract\" or \"convert-droid\" and an [options] table")
+        raise ValueError(f"{path}: a recipe needs command = \"extract\" or \"convert-droid\" "
+                         "and an [options] table")
     return Recipe(str(path), data["command"], dict(data.get("options", {})))
 
 

@@ -14,7 +14,8 @@ from ..hands.compare import HandComparison, compare_tracks, pool
 from ..records import EpisodeError, HandTrack
 from .reader import iter_episodes
 
-HAND_COLUMNS = ("keypoints_cam", "keypoints_2d", "hand_valid", "keypoint_conf", "hand_score", "lift_residual_px")
+HAND_COLUMNS = ("keypoints_cam", "keypoints_2d", "hand_valid", "keypoint_conf", "hand_score",
+                "lift_residual_px")
 
 
 def read_hand_tracks(root: str | Path, episode_ids: set[str] | None = None) -> dict[str, HandTrack]:

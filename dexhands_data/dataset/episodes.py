@@ -167,7 +167,8 @@ class StoredEpisode:
 
     def hand_track(self) -> HandTrack:
         """The stored hands as a :class:`~dexhands_data.records.HandTrack` (needs the hand columns)."""
-        return HandTrack(keypoints_cam=self.keypoints_cam, keypoints_2d=self.keypoints_2d, valid=self.hand_valid,
+        return HandTrack(keypoints_cam=self.keypoints_cam, keypoints_2d=self.keypoints_2d,
+                         valid=self.hand_valid,
                          confidence=self.keypoint_conf, score=self.hand_score,
                          lift_residual_px=self.lift_residual_px, estimator=self.meta.hand_estimator or "")
 

@@ -1,4 +1,5 @@
-"""Where a written dataset lives: a local folder or a Hub dataset repo, and the local path of one of its files.
+"""Where a written dataset lives: a local folder or a Hub dataset repo, and the local path of one of
+its files.
 
 ``datasets.load_dataset(name)`` resolves a bare name to ``./name`` if that folder exists, and
 otherwise to the Hub (see ``ecosystem.md`` a.6). :func:`resolve` removes the ambiguity: an argument
