@@ -436,16 +436,17 @@ def read_frames_at(
 
 
 def write_video(path: str, frames, fps: float = 25.0, rotation_ccw_deg: int = 0, hflip: bool = False,
-                vflip: bool = False, gop: int = 10, crf: int = 18) -> None:
+                vflip: bool = False, gop: int = 10, crf: int = 18, container_format: str | None = None) -> None:
     """Encode RGB uint8 frames (H, W, 3; even sizes) as H.264 with a display matrix.
 
     ``rotation_ccw_deg`` and the flips are written as the container's display matrix (PyAV's
     ``set_display_rotation``): a player, and :class:`FrameReader`, shows each frame rotated
     counter-clockwise by that angle, then mirrored. A short GOP keeps seeking cheap.
+    ``container_format`` (e.g. ``"mp4"``) is needed when the file name does not end in the format.
     """
     from fractions import Fraction
 
-    container = av.open(path, mode="w")
+    container = av.open(path, mode="w", format=container_format)
     try:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.pix_fmt = "yuv420p"

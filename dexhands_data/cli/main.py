@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "publish",
     "compare_hands",
     "train_reference",
+    "export",
 )
 
 

@@ -1,0 +1,74 @@
+"""The camera the released DexWM code assumes for every EgoDex video, and re-rendering into it.
+
+The released code never reads ``camera/intrinsic``: it projects HC targets with fx = fy = 736.6339,
+cx = 960, cy = 540 and maps pixels to its 224x392 crop by ``u * 398 / 1920 - 3``, ``v * 224 / 1080``
+(dexwm.md §5, §6.3). A video of any size whose K, rescaled to 1920x1080, equals that camera gets the
+right targets; any other camera gets shifted / scaled ones.
+
+:func:`match_egodex_camera` re-renders frames into that pinhole camera (a pure change of intrinsics,
+the homography ``K_egodex @ inv(K_source)``, same optical centre and axes), so the 3D keypoints and the
+camera poses stay exactly as they are and only ``camera/intrinsic`` and the pixels change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from ..geometry import Intrinsics
+from ..sources.egodex import DEFAULT_K, default_intrinsics
+from .frames import EpisodeFrames
+
+#: Relative tolerance on the focal length and width; pixels (at 1080 rows) on the principal point.
+FOCAL_RTOL = 5e-3
+WIDTH_RTOL = 7e-3
+PIXEL_ATOL = 1.0
+
+
+def camera_mismatch(intr: Intrinsics) -> str | None:
+    """Why ``intr`` is not the released code's EgoDex camera, or None. Compared at 1080 rows (the
+    released code resizes by the short side), with a width tolerance of :data:`WIDTH_RTOL` (an
+    even-cropped 16:9 frame still matches)."""
+    f, cx, cy, w, h = DEFAULT_K
+    s = h / intr.height
+    fx, fy = intr.fx * s, intr.fy * s
+    px, py = (intr.cx + 0.5) * s - 0.5, (intr.cy + 0.5) * s - 0.5
+    problems = []
+    if abs(fx - f) > FOCAL_RTOL * f or abs(fy - f) > FOCAL_RTOL * f:
+        problems.append(f"fx, fy = {fx:.1f}, {fy:.1f} px at 1080 rows (EgoDex {f})")
+    if abs(intr.width * s - w) > WIDTH_RTOL * w:
+        problems.append(f"{intr.width}x{intr.height} is not 16:9")
+    elif abs(px - intr.width * s / 2 - (cx - w / 2)) > PIXEL_ATOL * 4 or abs(py - cy) > PIXEL_ATOL * 4:
+        problems.append(f"principal point ({px:.1f}, {py:.1f}) at 1080 rows (EgoDex ({cx:.0f}, {cy:.0f}))")
+    return "; ".join(problems) or None
+
+
+def egodex_grid(height: int) -> tuple[int, int]:
+    """An even 16:9 pixel grid (width, height) of about ``height`` rows."""
+    h = max(2, height - height % 2)
+    w = int(round(h * 16 / 9))
+    return w - w % 2, h
+
+
+def match_egodex_camera(frames: EpisodeFrames) -> EpisodeFrames:
+    """``frames`` re-rendered into the EgoDex camera on a 16:9 grid of the same height.
+
+    Pixel (u, v) of the output shows the ray ``inv(K_out) @ (u, v, 1)``, read from the input at
+    ``K_in @ inv(K_out) @ (u, v, 1)``; rays outside the source frame are black.
+    """
+    if frames.intrinsics is None:
+        raise ValueError("the episode has no intrinsics: cannot re-render it into the EgoDex camera")
+    w, h = egodex_grid(frames.height)
+    k_out = default_intrinsics(w, h)
+    k_out = Intrinsics(k_out.fx, k_out.fy, k_out.cx, k_out.cy, w, h, "egodex_default")
+    H = k_out.K @ np.linalg.inv(frames.intrinsics.K)
+    inner = frames.iterate
+
+    def warped() -> Iterator[np.ndarray]:
+        for image in inner():
+            yield cv2.warpPerspective(image, H, (w, h), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    return EpisodeFrames(f"{frames.origin}, re-rendered into the EgoDex camera", w, h, k_out, warped)
