@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..geometry import Intrinsics
-from ..sources.egodex import DEFAULT_K, default_intrinsics
+from ..sources.egodex import DEFAULT_K
 from .frames import EpisodeFrames
 
 #: Relative tolerance on the focal length and width; pixels (at 1080 rows) on the principal point.
@@ -52,6 +52,16 @@ def egodex_grid(height: int) -> tuple[int, int]:
     return w - w % 2, h
 
 
+def egodex_camera(width: int, height: int) -> Intrinsics:
+    """The EgoDex camera on a ``width`` x ``height`` grid of about 16:9: scaled by the height (square
+    pixels), the width centre-cropped or padded, as the released code's short-side resize sees it."""
+    f, cx, cy, w, h = DEFAULT_K
+    s = height / h
+    shift = (w * s - width) / 2
+    return Intrinsics(f * s, f * s, (cx + 0.5) * s - 0.5 - shift, (cy + 0.5) * s - 0.5, width, height,
+                      "egodex_default")
+
+
 def match_egodex_camera(frames: EpisodeFrames) -> EpisodeFrames:
     """``frames`` re-rendered into the EgoDex camera on a 16:9 grid of the same height.
 
@@ -61,8 +71,7 @@ def match_egodex_camera(frames: EpisodeFrames) -> EpisodeFrames:
     if frames.intrinsics is None:
         raise ValueError("the episode has no intrinsics: cannot re-render it into the EgoDex camera")
     w, h = egodex_grid(frames.height)
-    k_out = default_intrinsics(w, h)
-    k_out = Intrinsics(k_out.fx, k_out.fy, k_out.cx, k_out.cy, w, h, "egodex_default")
+    k_out = egodex_camera(w, h)
     H = k_out.K @ np.linalg.inv(frames.intrinsics.K)
     inner = frames.iterate
 
