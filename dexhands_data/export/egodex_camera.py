@@ -40,7 +40,7 @@ def camera_mismatch(intr: Intrinsics) -> str | None:
         problems.append(f"fx, fy = {fx:.1f}, {fy:.1f} px at 1080 rows (EgoDex {f})")
     if abs(intr.width * s - w) > WIDTH_RTOL * w:
         problems.append(f"{intr.width}x{intr.height} is not 16:9")
-    elif abs(px - intr.width * s / 2 - (cx - w / 2)) > PIXEL_ATOL * 4 or abs(py - cy) > PIXEL_ATOL * 4:
+    elif abs(px - cx) > PIXEL_ATOL * (1 + s) or abs(py - cy) > PIXEL_ATOL * (1 + s):  # 1 px at both scales
         problems.append(f"principal point ({px:.1f}, {py:.1f}) at 1080 rows (EgoDex ({cx:.0f}, {cy:.0f}))")
     return "; ".join(problems) or None
 
