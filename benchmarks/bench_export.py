@@ -37,7 +37,8 @@ def build_droid(tmp: Path, episodes: int) -> Path:
     raw = tmp / "droid_raw"
     for i in range(episodes):
         write_raw_episode(raw, ep if i % 2 == 0 else ep.reversed(),
-                          rel=f"RAIL/success/2023-04-17/Mon_Apr_17_14:48:{i:02d}_2023", uuid=f"RAIL+bench{i:04d}")
+                          rel=f"RAIL/success/2023-04-17/Mon_Apr_17_14:48:{i:02d}_2023",
+                          uuid=f"RAIL+bench{i:04d}")
     ds = tmp / "droid_ds"
     code = dexdata(["convert-droid", "--input", str(raw), "--out", str(ds), "--pseudo-hand", "dexwm-official",
                     "--executor", "local", "--no-progress", "--frame-size", "224"])
@@ -75,22 +76,25 @@ def main() -> None:
         for fmt in ("dexwm-egodex", "lerobot"):
             for video in (False, True):
                 label = f"DROID x{args.episodes} -> {fmt}, {'video' if video else 'no video'}"
-                r = timed_export(label, ExportOptions(str(droid), fmt, str(tmp / f"out-{fmt}-{video}"), video=video))
+                opts = ExportOptions(str(droid), fmt, str(tmp / f"out-{fmt}-{video}"), video=video)
+                r = timed_export(label, opts)
                 r["frames_per_s"] = frames / r["wall_s"]
                 rows.append(r)
         if args.nc:
             ego = build_egodex(tmp)
             frames = 94 + 171
-            for label, extra in (("embedded frames", {}),
-                                 ("--videos-from (MP4 copied)", {"videos_from": str(SHARED / "egodex_real_nc")})):
-                r = timed_export(f"EgoDex real x2 -> dexwm-egodex, {label}",
-                                 ExportOptions(str(ego), "dexwm-egodex", str(tmp / f"ego-{len(rows)}"), **extra))
+            cases = (("embedded frames", {}),
+                     ("--videos-from (MP4 copied)", {"videos_from": str(SHARED / "egodex_real_nc")}))
+            for label, extra in cases:
+                opts = ExportOptions(str(ego), "dexwm-egodex", str(tmp / f"ego-{len(rows)}"), **extra)
+                r = timed_export(f"EgoDex real x2 -> dexwm-egodex, {label}", opts)
                 r["frames_per_s"] = frames / r["wall_s"]
                 rows.append(r)
     print("| case | episodes | wall s | CPU s | episodes/s | frames/s | MB written | MB/s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['episodes']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['ep_per_s']:.2f} | "
+        print(f"| {r['case']} | {r['episodes']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | "
+              f"{r['ep_per_s']:.2f} | "
               f"{r['frames_per_s']:.0f} | {r['MB']:.2f} | {r['MB_per_s']:.2f} |")
 
 

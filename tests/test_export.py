@@ -50,7 +50,8 @@ def _official(ep, idx, rotation_only=False):
     T = ep.T_world_cam.copy()
     if rotation_only:
         T[:, :3, 3] = 0.0
-    return dexwm_official_actions(ep.keypoints_cam, ep.hand_valid, T, ep.camera_valid, idx, ep.meta.T_opencv_source)
+    return dexwm_official_actions(ep.keypoints_cam, ep.hand_valid, T, ep.camera_valid, idx,
+                                  ep.meta.T_opencv_source)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +131,8 @@ def test_droid_round_trip_gives_the_same_official_actions(mixed, exported, tmp_p
     meta = json.loads(next(folder.glob("metadata_*.json")).read_text())
     assert meta["left_mp4_path"] == meta["ext1_mp4_path"] == f"recordings/MP4/{meta['ext1_cam_serial']}.mp4"
     back = tmp_path / "back"
-    assert _run("convert-droid", "--input", exported / "droid", "--out", back, "--pseudo-hand", "dexwm-official",
-                "--executor", "local", "--no-progress", "--frame-size", 0) == 0
+    assert _run("convert-droid", "--input", exported / "droid", "--out", back, "--pseudo-hand",
+                "dexwm-official", "--executor", "local", "--no-progress", "--frame-size", 0) == 0
     a, b = read_episode(mixed, _droid_id(mixed)), read_episode(back, _droid_id(back))
     assert len(a) == len(b) == 166
     worst = max(np.abs(_official(a, w) - _official(b, w)).max() for w in _windows(len(a)))
@@ -156,7 +157,8 @@ def test_oriented_droid_exports_its_trajectory(raw_droid, mixed, tmp_path):
     from scipy.spatial.transform import Rotation
 
     np.testing.assert_allclose(got[:, :3], want[:, :3], atol=1e-6)
-    angle = (Rotation.from_euler("xyz", want[:, 3:]).inv() * Rotation.from_euler("xyz", got[:, 3:])).magnitude()
+    R_want, R_got = Rotation.from_euler("xyz", want[:, 3:]), Rotation.from_euler("xyz", got[:, 3:])
+    angle = (R_want.inv() * R_got).magnitude()
     assert angle.max() < 1e-5
     back = tmp_path / "back"
     assert _run("convert-droid", "--input", out / "droid", "--out", back, "--pseudo-hand", "dexwm-official",
@@ -169,7 +171,8 @@ def test_oriented_droid_exports_its_trajectory(raw_droid, mixed, tmp_path):
 @pytest.mark.noncommercial
 def test_source_video_is_copied_verbatim(shared_data, mixed, tmp_path, capsys):
     out = tmp_path / "exp"
-    _run("export", mixed, "--format", "dexwm-egodex", "--out", out, "--videos-from", shared_data / "egodex_real_nc")
+    _run("export", mixed, "--format", "dexwm-egodex", "--out", out,
+         "--videos-from", shared_data / "egodex_real_nc")
     err = capsys.readouterr().err
     assert "frames from: embedded 1, source 1" in err  # the DROID video is not under this root
     src = shared_data / "egodex_real_nc" / "test" / "add_remove_lid" / "0.mp4"
@@ -278,9 +281,9 @@ def lerobot_export(mixed, tmp_path_factory) -> Path:
 
 def test_lerobot_layout_and_info(lerobot_export):
     info = json.loads((lerobot_export / "meta" / "info.json").read_text())
-    for key in ("codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks", "chunks_size",
-                "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits", "data_path", "video_path",
-                "features"):
+    for key in ("codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks",
+                "chunks_size", "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits",
+                "data_path", "video_path", "features"):
         assert key in info, key
     assert info["codebase_version"] == "v3.0" and "total_chunks" not in info and "total_videos" not in info
     feats = info["features"]
@@ -307,13 +310,15 @@ def test_lerobot_reads_back_as_lerobot_does(mixed, lerobot_export, tmp_path):
                                cache_dir=str(tmp_path / "hf")).with_format("numpy")
     assert len(ds) == info["total_frames"]
     np.testing.assert_array_equal(ds["index"], np.arange(len(ds)))
-    episodes = pq.read_table(lerobot_export / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    meta = lerobot_export / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
+    episodes = pq.read_table(meta).to_pylist()
     for e in episodes:
         rows = ds.select(range(e["dataset_from_index"], e["dataset_to_index"]))
         assert set(rows["episode_index"]) == {e["episode_index"]} and len(rows) == e["length"]
         stored = read_episode(mixed, e["dexdata/episode_id"])
         state = np.stack(rows["observation.state"])
-        np.testing.assert_allclose(state[:, :126], np.nan_to_num(stored.keypoints_cam.reshape(len(stored), -1)))
+        kp = np.nan_to_num(stored.keypoints_cam.reshape(len(stored), -1))
+        np.testing.assert_allclose(state[:, :126], kp)
         np.testing.assert_array_equal(state[:, 126:128], stored.hand_valid)
         action = np.stack(rows["action"]).reshape(-1, 44, 3)
         want = compute_actions("relative", stored.keypoints_cam, stored.hand_valid, stored.T_world_cam,
@@ -372,7 +377,8 @@ def _renamed_dataset(src: Path, dst: Path, mapping: dict[str, str]) -> None:
 
     for shard in (dst / "data").rglob("*.parquet"):
         pq.write_table(rename(pq.read_table(shard)), shard)
-    pq.write_table(rename(pq.read_table(dst / "meta" / "episodes.parquet")), dst / "meta" / "episodes.parquet")
+    episodes = dst / "meta" / "episodes.parquet"
+    pq.write_table(rename(pq.read_table(episodes)), episodes)
 
 
 @pytest.mark.parametrize("fmt", ["dexwm-egodex", "lerobot"])
@@ -384,7 +390,8 @@ def test_hostile_episode_ids_stay_inside_out(mixed, tmp_path, fmt):
     assert _run("export", evil, "--format", fmt, "--out", out, "--no-video") == 1
     new = {p for p in tmp_path.rglob("*")} - before
     assert new and all(p == out.parent or out in p.parents or p == out for p in new), sorted(new)
-    exported = {json.loads(p.read_text())["episode_id"] for p in (out / ".dexdata-export" / "done").glob("*.json")}
+    markers = (out / ".dexdata-export" / "done").glob("*.json")
+    exported = {json.loads(p.read_text())["episode_id"] for p in markers}
     hostile = {"../../../escape/ep", "/abs/../../x"}
     # LeRobot keeps one frame rate: one of the two (15 vs 30 fps) is refused with a reason
     assert exported == hostile if fmt == "dexwm-egodex" else len(exported) == 1 and exported < hostile

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..dataset.episodes import StoredEpisode
 from ..geometry import Intrinsics
-from ..keypoints import NUM_HANDS, NUM_KEYPOINTS
+from ..keypoints import NUM_HANDS
 from ..sources.egodex import JOINTS_21, SIDES, joint_name
 from .outdir import safe_component
 
@@ -117,7 +117,8 @@ def write_egodex_hdf5(path, arrays: EgoDexArrays, K: Intrinsics, task: str | Non
                 T = eye.copy()
                 T[:, :3, 3] = arrays.joints_world[:, h, k]
                 tr.create_dataset(joint_name(side, joint), data=T)
-                conf.create_dataset(joint_name(side, joint), data=arrays.confidence[:, h, k].astype(np.float32))
+                c = arrays.confidence[:, h, k].astype(np.float32)
+                conf.create_dataset(joint_name(side, joint), data=c)
         f.create_group("camera").create_dataset("intrinsic", data=K.K.astype(np.float32))
         text = task or task_folder.replace("_", " ")
         f.attrs["llm_description"] = text

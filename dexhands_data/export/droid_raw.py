@@ -48,8 +48,8 @@ def end_effector_pose(ep: StoredEpisode, mode: str | None) -> tuple[np.ndarray, 
     hv = np.asarray(ep.hand_valid, bool)[:, RIGHT]
     if not hv.all():
         bad = np.flatnonzero(~hv)
-        raise EpisodeError(f"episode {ep.episode_id}: the gripper pseudo-hand is missing in {bad.size} frames "
-                           f"(first {bad[:5].tolist()}): its end-effector position is unknown there")
+        raise EpisodeError(f"episode {ep.episode_id}: the gripper pseudo-hand is missing in {bad.size} "
+                           f"frames (first {bad[:5].tolist()}): its end-effector position is unknown there")
     T = np.asarray(ep.T_world_cam, dtype=np.float64)
     kp = np.asarray(ep.keypoints_cam, dtype=np.float64)[:, RIGHT]
     base = np.einsum("nij,nkj->nki", T[:, :3, :3], kp) + T[:, None, :3, 3]

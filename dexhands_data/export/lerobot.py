@@ -79,13 +79,14 @@ def episode_state(ep: StoredEpisode, translation_metric: bool) -> np.ndarray:
     return np.concatenate([kp, hv, trans, rot, cv[:, None], t_ok[:, None]], axis=1).astype(np.float32)
 
 
-def episode_actions(ep: StoredEpisode, convention: str, translation_metric: bool) -> tuple[np.ndarray, np.ndarray]:
+def episode_actions(ep: StoredEpisode, convention: str,
+                    translation_metric: bool) -> tuple[np.ndarray, np.ndarray]:
     """(N, 132) float32 ``action`` and (N, 4) float32 ``action.valid`` (module docstring)."""
     n = len(ep)
     out = np.full((n, 44, 3), np.nan, np.float32)
     if n > 1:
-        out[:-1] = pairwise_actions(convention, ep.keypoints_cam, ep.hand_valid, ep.T_world_cam, ep.camera_valid,
-                                    ep.meta.T_opencv_source)
+        out[:-1] = pairwise_actions(convention, ep.keypoints_cam, ep.hand_valid, ep.T_world_cam,
+                                    ep.camera_valid, ep.meta.T_opencv_source)
     hv = np.asarray(ep.hand_valid, bool)
     cv = np.asarray(ep.camera_valid, bool)
     valid = np.zeros((n, 4), np.float32)
@@ -105,7 +106,8 @@ def episode_actions(ep: StoredEpisode, convention: str, translation_metric: bool
 def feature_stats(values: np.ndarray) -> dict:
     """LeRobot per-feature statistics of (N, D) values (lists per dimension)."""
     v = np.asarray(values, np.float64).reshape(len(values), -1)
-    stats = {"min": v.min(0), "max": v.max(0), "mean": v.mean(0), "std": v.std(0), "count": np.array([len(v)])}
+    stats = {"min": v.min(0), "max": v.max(0), "mean": v.mean(0), "std": v.std(0),
+             "count": np.array([len(v)])}
     for q in QUANTILES:
         stats[f"q{int(round(q * 100)):02d}"] = np.quantile(v, q, axis=0)
     return {k: np.asarray(s).tolist() for k, s in stats.items()}

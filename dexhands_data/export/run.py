@@ -149,11 +149,12 @@ class EgoDexExporter(_Exporter):
             frames = match_egodex_camera(frames)
             K = frames.intrinsics
         if K is None:
-            raise EpisodeError(f"episode {ep.episode_id}: no intrinsics stored: camera/intrinsic cannot be written")
+            raise EpisodeError(f"episode {ep.episode_id}: no intrinsics stored: "
+                               "camera/intrinsic cannot be written")
         mismatch = camera_mismatch(K)
         if mismatch:
-            warnings.append(f"camera differs from the EgoDex camera the released code hard-codes ({mismatch}); "
-                            "its HC targets will be off: use --match-egodex-camera")
+            warnings.append(f"camera differs from the EgoDex camera the released code hard-codes "
+                            f"({mismatch}); its HC targets will be off: use --match-egodex-camera")
         arrays = egodex_arrays(ep, bool(row.get("translation_metric")))
         files = []
         if frames is not None:
@@ -205,8 +206,8 @@ class LeRobotExporter(_Exporter):
 
     def export(self, ep: StoredEpisode, row: dict) -> dict:
         if abs(float(ep.fps) - self.fps) > 1e-6:
-            raise EpisodeError(f"episode {ep.episode_id}: {ep.fps:g} fps differs from the export's {self.fps:g} "
-                               "fps (a LeRobot dataset has one rate): export it separately")
+            raise EpisodeError(f"episode {ep.episode_id}: {ep.fps:g} fps differs from the export's "
+                               f"{self.fps:g} fps (a LeRobot dataset has one rate): export it separately")
         table = lerobot.frame_table(ep, self.fps, self.opts.convention, bool(row.get("translation_metric")))
         key = marker_key(ep.episode_id)
         staged = f".dexdata-export/frames/{key}.parquet"
@@ -278,7 +279,8 @@ class LeRobotExporter(_Exporter):
         shape = tuple(markers[0]["video_shape"]) if with_video else None
         robot = "parallel_gripper_pseudo_hand" if {r.get("source") for r in self.rows} == {"droid"} \
             else "human_hands"
-        info = lerobot.info_json(self.fps, shape, len(markers), start, len(tasks), robot, self.opts.convention)
+        info = lerobot.info_json(self.fps, shape, len(markers), start, len(tasks), robot,
+                                 self.opts.convention)
         self.out.write_bytes("meta/info.json", lerobot.dumps(info))
 
 
@@ -304,7 +306,8 @@ def run_export(opts: ExportOptions) -> ExportSummary:
     ok_rows = [r for r in all_rows if r["status"] == "ok"]
     for r in all_rows:
         if r["status"] != "ok":
-            summary.outcomes.append(ExportOutcome(r["episode_id"], "failed", f"failed in the dataset: {r['error']}"))
+            reason = f"failed in the dataset: {r['error']}"
+            summary.outcomes.append(ExportOutcome(r["episode_id"], "failed", reason))
     exporter = (EgoDexExporter if opts.format == "dexwm-egodex" else LeRobotExporter)(opts, out, ok_rows)
     before = out.size_bytes() if resumed else 0
     for row in ok_rows:
@@ -320,8 +323,8 @@ def run_export(opts: ExportOptions) -> ExportSummary:
             summary.outcomes.append(ExportOutcome(eid, "failed", str(exc)))
             continue
         out.mark_done(eid, payload)
-        summary.outcomes.append(ExportOutcome(eid, "exported", None, payload["files"], payload.get("frames_from"),
-                                              payload.get("warnings", [])))
+        summary.outcomes.append(ExportOutcome(eid, "exported", None, payload["files"],
+                                              payload.get("frames_from"), payload.get("warnings", [])))
     exporter.finalize(out.markers())
     summary.bytes_written = out.size_bytes() - before
     summary.seconds = time.perf_counter() - t0
