@@ -147,7 +147,11 @@ def test_oriented_droid_exports_its_trajectory(raw_droid, mixed, tmp_path):
     assert _run("convert-droid", "--input", raw_droid, "--out", oriented, "--pseudo-hand", "oriented",
                 "--executor", "local", "--no-progress", "--frame-size", 0) == 0
     out = tmp_path / "exp"
-    assert _run("export", oriented, "--format", "dexwm-egodex", "--out", out, "--videos-from", raw_droid) == 0
+    # frames are neither embedded (--frame-size 0) nor reachable without --videos-from: a clear failure
+    assert _run("export", oriented, "--format", "dexwm-egodex", "--out", out) == 1
+    assert not (out / "droid").exists()
+    assert _run("export", oriented, "--format", "dexwm-egodex", "--out", out, "--videos-from", raw_droid,
+                "--overwrite") == 0
     rel = "RAIL/success/2023-04-17/Mon_Apr_17_14:48:05_2023/trajectory.h5"
     key = "observation/robot_state/cartesian_position"
     with h5py.File(raw_droid / rel) as f, h5py.File(out / "droid" / rel) as g:
@@ -423,3 +427,22 @@ def test_killed_export_rerun_finishes_without_duplicates(mixed, tmp_path, monkey
         a = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet")
         b = pq.read_table(clean / "data" / "chunk-000" / "file-000.parquet")
         assert a.equals(b)
+
+
+def test_names_are_deterministic_safe_and_unique():
+    from dexhands_data.export.dexwm_egodex import plan_human
+    from dexhands_data.export.droid_raw import plan_droid
+
+    rows = [{"episode_id": "test/pour/3", "source": "egodex", "split": "test", "task": "Pour."},
+            {"episode_id": "test/pour/1", "source": "egodex", "split": "test", "task": "Pour."},
+            {"episode_id": "clip_b", "source": "videos", "split": "train", "task": None},
+            {"episode_id": "clip_a", "source": "videos", "split": "../..", "task": "Stack the ../../cups!"}]
+    plan = plan_human(rows)
+    assert plan == {"test/pour/1": "test/pour/0", "test/pour/3": "test/pour/1",
+                    "clip_b": "train/untasked/0", "clip_a": "train/stack_the_cups/0"}
+    assert plan_human(rows[::-1]) == plan
+    extra = json.dumps({"layout": "raw", "success": True})
+    droid = [{"episode_id": e, "source": "droid", "source_path": "LAB/success/2024-01-01/t", "extra": extra}
+             for e in ("a", "b")]
+    folders = plan_droid(droid)
+    assert folders["a"] == "LAB/success/2024-01-01/t" and folders["b"].startswith("LAB/success/2024-01-01/t-")

@@ -33,7 +33,7 @@ from ..dataset.episodes import StoredEpisode
 from ..geometry import euler_xyz_from_matrix
 from ..keypoints import RIGHT
 from ..records import EpisodeError
-from .outdir import safe_component
+from .outdir import marker_key, safe_component
 
 DROID_ROOT = "droid"
 DEFAULT_SERIAL = "10000001"
@@ -90,6 +90,28 @@ def episode_folder(row: dict, extra: dict) -> str:
     return f"dexdata/{outcome}/{safe_component(date)}/{safe_component(row['episode_id'])}"
 
 
+def plan_droid(rows: list[dict]) -> dict[str, str]:
+    """Episode id -> its folder under :data:`DROID_ROOT` (:func:`episode_folder`); a folder already
+    taken by an earlier id (in id order) gets ``-<hash of the id>`` appended to its last part."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for row in sorted(rows, key=lambda r: r["episode_id"]):
+        folder = episode_folder(row, _extra(row))
+        if folder in taken:
+            folder = f"{folder}-{marker_key(row['episode_id']).rsplit('-', 1)[1]}"
+        taken.add(folder)
+        out[row["episode_id"]] = folder
+    return out
+
+
+def _extra(row: dict) -> dict:
+    try:
+        extra = json.loads(row.get("extra") or "{}")
+    except ValueError:
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
 def camera_serial(extra: dict) -> str:
     serial = str(extra.get("camera_serial") or "")
     return serial if re.fullmatch(r"[A-Za-z0-9_-]+", serial) else DEFAULT_SERIAL
@@ -123,18 +145,14 @@ def metadata(row: dict, extra: dict, folder: str, serial: str, extrinsics: np.nd
     return f"metadata_{uuid}.json", meta
 
 
-def droid_files(ep: StoredEpisode, row: dict, gripper: np.ndarray) -> dict:
-    """Everything the raw layout needs of one episode, as a dict (folder, serial, arrays, metadata)."""
-    try:
-        extra = json.loads(row.get("extra") or "{}")
-    except ValueError:
-        extra = {}
+def droid_files(ep: StoredEpisode, row: dict, gripper: np.ndarray, folder: str) -> dict:
+    """Everything the raw layout needs of one episode, as a dict (serial, arrays, metadata)."""
+    extra = _extra(row)
     if gripper is None or not np.all(np.isfinite(gripper)):
         raise EpisodeError(f"episode {ep.episode_id}: no finite gripper column: not a DROID episode")
     cartesian, note = end_effector_pose(ep, extra.get("pseudo_hand"))
     extrinsics = static_extrinsics(ep)
-    folder = episode_folder(row, extra)
     serial = camera_serial(extra)
     name, meta = metadata(row, extra, folder, serial, extrinsics, len(ep), note)
-    return {"folder": folder, "serial": serial, "cartesian": cartesian, "gripper": np.asarray(gripper),
+    return {"serial": serial, "cartesian": cartesian, "gripper": np.asarray(gripper),
             "extrinsics": extrinsics, "metadata_name": name, "metadata": meta}

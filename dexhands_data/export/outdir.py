@@ -37,8 +37,9 @@ class ExportDirError(ValueError):
 
 def safe_component(text: str, fallback: str = "unnamed") -> str:
     """One path component from arbitrary text: runs of characters outside ``[A-Za-z0-9_.:+-]`` (``/``
-    and ``\\`` included) become ``_``; leading dots are dropped (no ``.``, ``..`` or hidden names)."""
-    name = _UNSAFE.sub("_", str(text)).strip("_").lstrip(".")
+    and ``\\`` included) and runs of dots become ``_``; leading dots are dropped (no ``.``, ``..`` or
+    hidden names)."""
+    name = re.sub(r"\.{2,}", "_", _UNSAFE.sub("_", str(text))).strip("_").lstrip(".")
     return name[:120] or fallback
 
 

@@ -23,7 +23,7 @@ from ..dataset.episodes import StoredEpisode
 from ..dataset.reader import dataset_file, episode_rows, read_episode, read_rows
 from ..records import EpisodeError
 from . import FORMATS, lerobot
-from .droid_raw import DROID_ROOT, droid_files, write_trajectory
+from .droid_raw import DROID_ROOT, droid_files, plan_droid, write_trajectory
 from .dexwm_egodex import egodex_arrays, plan_human, write_egodex_hdf5
 from .egodex_camera import camera_mismatch, match_egodex_camera
 from .frames import EpisodeFrames, episode_frames, even_crop, write_mp4
@@ -137,6 +137,7 @@ class EgoDexExporter(_Exporter):
     def __init__(self, opts, out, rows):
         super().__init__(opts, out, rows)
         self.human = plan_human([r for r in rows if r.get("source") != "droid"])
+        self.droid = plan_droid([r for r in rows if r.get("source") == "droid"])
 
     def export(self, ep: StoredEpisode, row: dict) -> dict:
         if row.get("source") == "droid":
@@ -172,8 +173,9 @@ class EgoDexExporter(_Exporter):
     def _droid(self, ep: StoredEpisode, row: dict) -> dict:
         shard = dataset_file(self.opts.dataset, row["shard"])
         gripper = read_rows(shard, row["row_start"], row["row_end"], ["gripper"]).column("gripper")
-        spec = droid_files(ep, row, np.asarray(gripper.to_numpy(zero_copy_only=False), np.float64))
-        folder = f"{DROID_ROOT}/{spec['folder']}"
+        rel = self.droid[ep.episode_id]
+        spec = droid_files(ep, row, np.asarray(gripper.to_numpy(zero_copy_only=False), np.float64), rel)
+        folder = f"{DROID_ROOT}/{rel}"
         files = []
         frames = self.frames(ep, row)
         if frames is not None:
