@@ -205,6 +205,9 @@ class LeRobotExporter(_Exporter):
         fps = Counter(round(float(r["fps"]), 6) for r in rows if r.get("fps"))
         self.fps = fps.most_common(1)[0][0] if fps else 30.0
         self.order = {r["episode_id"]: i for i, r in enumerate(sorted(rows, key=lambda r: r["episode_id"]))}
+        # the video feature's (height, width): fixed by the first episode written (kept across reruns)
+        shapes = [tuple(m["video_shape"]) for m in out.markers() if m.get("video_shape")]
+        self.video_shape = shapes[0] if shapes else None
 
     def export(self, ep: StoredEpisode, row: dict) -> dict:
         if abs(float(ep.fps) - self.fps) > 1e-6:
@@ -218,10 +221,11 @@ class LeRobotExporter(_Exporter):
                    "stats": lerobot.table_stats(table), "files": [], "warnings": [], "frames_from": None}
         frames = self.frames(ep, row)
         if frames is not None:
-            shape = self._video_shape()
+            shape = self.video_shape
             if shape is not None and shape != (frames.height, frames.width):
                 raise EpisodeError(f"episode {ep.episode_id}: frames are {frames.width}x{frames.height}, the "
                                    f"export's video feature is {shape[1]}x{shape[0]}")
+            self.video_shape = (frames.height, frames.width)
             i = self.order[ep.episode_id]
             video_file = (i // lerobot.CHUNKS_SIZE, i % lerobot.CHUNKS_SIZE)
             rel = lerobot.VIDEO_PATH.format(video_key=lerobot.VIDEO_KEY, chunk_index=video_file[0],
@@ -233,12 +237,6 @@ class LeRobotExporter(_Exporter):
             payload.update(files=[rel], frames_from=frames.origin, video_file=list(video_file),
                            video_shape=[frames.height, frames.width])
         return payload
-
-    def _video_shape(self) -> tuple[int, int] | None:
-        for m in self.out.markers():
-            if m.get("video_shape"):
-                return tuple(m["video_shape"])
-        return None
 
     def finalize(self, markers: list[dict]) -> None:
         """Data files (episodes packed up to ``data_files_size_in_mb``), episode rows, tasks, stats and
