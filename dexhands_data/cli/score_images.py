@@ -33,10 +33,9 @@ def first_per_dataset(samples: list, limit: int) -> list:
 
 
 def run(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    from ..fidelity.report import fmt
+    from ..fidelity.report import fmt, wide_console
     from ..fidelity.score import hand_figures
     from ..fidelity.still_images import read_still_images
     from ..fidelity.still_score import score_still_images
@@ -57,7 +56,7 @@ def run(args) -> int:
                       fmt(f["side_correct"], 1, True), fmt(f["kp2d_px"]), fmt(f["mpjpe_cam_mm"]),
                       fmt(f["mpjpe_root_mm"]), fmt(f["pa_mpjpe_mm"]), fmt(f["wrist_depth_error_pct"]),
                       fmt(f["wrist_depth_bias_pct"]), fmt(f["est_reprojection_px"]))
-    Console().print(table)
+    wide_console().print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
     return 0

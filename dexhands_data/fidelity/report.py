@@ -86,13 +86,16 @@ def camera_table(report: ScoreReport):
     return t
 
 
-def print_report(report: ScoreReport, console=None) -> None:
+def wide_console():
+    """A rich console; piped or logged output gets 200 columns instead of squeezing tables to 80."""
     from rich.console import Console
 
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # piped or logged: do not squeeze the tables to 80 columns
-            console = Console(width=200)
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def print_report(report: ScoreReport, console=None) -> None:
+    console = console or wide_console()
     if report.overall is not None:
         for table in (hands_table(report), motion_table(report), camera_table(report)):
             console.print(table)
