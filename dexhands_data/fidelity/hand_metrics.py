@@ -49,25 +49,43 @@ def _quiet_nan():
         yield
 
 
+def norm_last(a: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (faster than ``np.linalg.norm`` for short vectors)."""
+    return np.sqrt(np.einsum("...i,...i->...", a, a))
+
+
+def _with_nan_fallback(fast: np.ndarray, slow, rows: np.ndarray) -> np.ndarray:
+    """``fast`` (computed assuming finite input) with its NaN entries at ``rows`` (bool mask) replaced
+    by ``slow(mask)``: hands with only some keypoints missing take the NaN-aware path."""
+    redo = np.isnan(fast) & rows
+    if redo.any():
+        with _quiet_nan():
+            fast[redo] = slow(redo)
+    return fast
+
+
 def hand_size_2d(keypoints_2d: np.ndarray) -> np.ndarray:
-    """Diagonal (px) of each hand's keypoint box: (..., 21, 2) -> (...); NaN for an all-NaN hand."""
-    with _quiet_nan():
-        return np.linalg.norm(np.nanmax(keypoints_2d, axis=-2) - np.nanmin(keypoints_2d, axis=-2), axis=-1)
+    """Diagonal (px) of each hand's keypoint box: (..., 21, 2) -> (...); keypoints that are NaN are
+    left out, an all-NaN hand gives NaN."""
+    kp = np.asarray(keypoints_2d)
+    size = norm_last(kp.max(axis=-2) - kp.min(axis=-2))
+    return _with_nan_fallback(size, lambda m: norm_last(np.nanmax(kp[m], axis=-2) - np.nanmin(kp[m], axis=-2)),
+                              np.isfinite(kp).any(axis=(-1, -2)))
 
 
 def match_hands(ref_2d: np.ndarray, ref_valid: np.ndarray, other_2d: np.ndarray, other_valid: np.ndarray,
                 match_fraction: float = 0.5) -> HandPairs:
     """Pairs of hands per frame (see the module doc); every hand is used at most once per frame."""
-    ref_2d = np.asarray(ref_2d, np.float64)
-    other_2d = np.asarray(other_2d, np.float64)
+    ref_2d = np.asarray(ref_2d)
+    other_2d = np.asarray(other_2d)
     n = ref_2d.shape[0]
-    with _quiet_nan():
-        # D[n, a, b]: mean keypoint distance between reference slot a and other slot b
-        D = np.nanmean(np.linalg.norm(ref_2d[:, :, None] - other_2d[:, None, :], axis=-1), axis=-1)
+    both = np.asarray(ref_valid, bool)[:, :, None] & np.asarray(other_valid, bool)[:, None, :]
+    # D[n, a, b]: mean keypoint distance between reference slot a and other slot b (NaN keypoints left out)
+    dist = norm_last(ref_2d[:, :, None] - other_2d[:, None, :])
+    D = _with_nan_fallback(dist.mean(axis=-1), lambda m: np.nanmean(dist[m], axis=-1), both)
     limit = match_fraction * hand_size_2d(ref_2d)
     with np.errstate(invalid="ignore"):
-        cand = np.asarray(ref_valid, bool)[:, :, None] & np.asarray(other_valid, bool)[:, None, :]
-        cand &= np.isfinite(D) & (D <= limit[:, :, None])
+        cand = both & np.isfinite(D) & (D <= limit[:, :, None])
     flat = np.where(cand, D, np.inf).reshape(n, 4)
     first = np.argmin(flat, axis=1)  # ties resolve to the lower (a, b), as a sort of (d, a, b) would
     has_first = np.isfinite(flat[np.arange(n), first])
@@ -86,14 +104,14 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
     """Each ``source`` (P, K, 3) moved by the similarity (rotation, translation, optional scale) that best
     fits it to ``target`` (P, K, 3) in least squares (Umeyama), reflections excluded. Rows with a
     non-finite point come back NaN."""
-    X = np.asarray(source, np.float64)
+    X = np.asarray(source, np.float64)  # float64: identical sets align to ~1e-12, not float32's ~1e-7
     Y = np.asarray(target, np.float64)
     ok = np.isfinite(X).all(axis=(1, 2)) & np.isfinite(Y).all(axis=(1, 2))
     X = np.where(ok[:, None, None], X, 0.0)
     Y = np.where(ok[:, None, None], Y, 0.0)
     mx, my = X.mean(axis=1, keepdims=True), Y.mean(axis=1, keepdims=True)
     Xc, Yc = X - mx, Y - my
-    U, S, Vt = np.linalg.svd(np.einsum("pki,pkj->pij", Xc, Yc))
+    U, S, Vt = np.linalg.svd(np.swapaxes(Xc, 1, 2) @ Yc)
     d = np.sign(np.linalg.det(U @ Vt))
     d[d == 0] = 1.0
     D = np.ones((len(X), 3))
@@ -105,7 +123,7 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
             c = np.where(var > 0, (S * D).sum(axis=1) / var, 1.0)
     else:
         c = np.ones(len(X))
-    out = c[:, None, None] * np.einsum("pkj,pij->pki", Xc, R) + my
+    out = c[:, None, None] * (Xc @ np.swapaxes(R, 1, 2)) + my
     out[~ok] = np.nan
     return out
 
@@ -134,16 +152,17 @@ def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray,
     """Errors of the other track's hands against their matched reference hands."""
     ra = (pairs.frame, pairs.ref_slot)
     ob = (pairs.frame, pairs.other_slot)
-    r2, o2 = np.asarray(ref_2d, np.float64)[ra], np.asarray(other_2d, np.float64)[ob]
-    rc, oc = np.asarray(ref_cam, np.float64)[ra], np.asarray(other_cam, np.float64)[ob]
-    root = np.linalg.norm((oc - oc[:, WRIST:WRIST + 1]) - (rc - rc[:, WRIST:WRIST + 1]), axis=-1).mean(axis=-1)
+    r2, o2 = np.asarray(ref_2d)[ra], np.asarray(other_2d)[ob]
+    rc, oc = np.asarray(ref_cam)[ra], np.asarray(other_cam)[ob]
+    d = oc - rc
+    root = norm_last(d - d[:, WRIST:WRIST + 1]).mean(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         depth_ratio = oc[:, WRIST, 2] / rc[:, WRIST, 2]
     return PairErrors(
-        kp2d_px=np.linalg.norm(o2 - r2, axis=-1),
-        mpjpe_cam_m=np.linalg.norm(oc - rc, axis=-1).mean(axis=-1),
+        kp2d_px=norm_last(o2 - r2),
+        mpjpe_cam_m=norm_last(d).mean(axis=-1),
         mpjpe_root_m=root,
-        pa_mpjpe_m=np.linalg.norm(procrustes_align_batch(oc, rc) - rc, axis=-1).mean(axis=-1),
+        pa_mpjpe_m=norm_last(procrustes_align_batch(oc, rc) - rc).mean(axis=-1),
         wrist_depth_ratio=depth_ratio,
         same_side=pairs.ref_slot == pairs.other_slot,
     )
@@ -153,8 +172,8 @@ def hands_in_view(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np
                   width: int, height: int, fraction: float = IN_VIEW_FRACTION) -> np.ndarray:
     """(N, 2) bool: valid hands whose wrist and at least ``fraction`` of keypoints are in front of the
     camera and inside the ``width`` x ``height`` image."""
-    uv = np.asarray(keypoints_2d, np.float64)
-    z = np.asarray(keypoints_cam, np.float64)[..., 2]
+    uv = np.asarray(keypoints_2d)
+    z = np.asarray(keypoints_cam)[..., 2]
     with np.errstate(invalid="ignore"):
         inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height)
     return np.asarray(valid, bool) & inside[..., WRIST] & (inside.mean(axis=-1) >= fraction)
@@ -168,4 +187,4 @@ def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: 
 
     v = np.asarray(valid, bool)
     cam = np.asarray(keypoints_cam, np.float64)[v]
-    return np.linalg.norm(project(cam, K) - np.asarray(keypoints_2d, np.float64)[v], axis=-1).mean(axis=-1)
+    return norm_last(project(cam, K) - np.asarray(keypoints_2d)[v]).mean(axis=-1)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import se3_inverse
+from .hand_metrics import norm_last
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -55,8 +55,10 @@ def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, T_world_ci: np.ndarray |
     (None), camera frame only: ``kp_j - kp_i``."""
     if T_world_ci is None:
         return kp_j - kp_i
-    T = se3_inverse(T_world_ci) @ T_world_cj
-    return np.einsum("sab,skb->ska", T[:, :3, :3], kp_j) + T[:, None, :3, 3] - kp_i
+    R_i, R_j = T_world_ci[:, :3, :3], T_world_cj[:, :3, :3]
+    # p in camera i = R_i^T (R_j p_j + t_j - t_i); as row vectors: (p_j R_j^T + (t_j - t_i)) R_i
+    world = kp_j @ np.swapaxes(R_j, 1, 2) + (T_world_cj[:, None, :3, 3] - T_world_ci[:, None, :3, 3])
+    return world @ R_i - kp_i
 
 
 def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
@@ -79,14 +81,14 @@ def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarr
     if not len(p):
         return MotionSamples.empty()
     i, j, b = rows_i[p], rows_j[p], bi[p, h]
-    gt = keypoint_motion(gt_cam[i, h].astype(np.float64), gt_cam[j, h].astype(np.float64),
-                         None if gt_T is None else gt_T[i], None if gt_T is None else gt_T[j])
-    est = keypoint_motion(est_cam[i, b].astype(np.float64), est_cam[j, b].astype(np.float64),
-                          None if est_T is None else est_T[i], None if est_T is None else est_T[j])
-    keep = np.isfinite(gt).all(axis=(1, 2)) & np.isfinite(est).all(axis=(1, 2))
-    gt, est = gt[keep], est[keep]
-    return MotionSamples(np.linalg.norm(est - gt, axis=-1).mean(axis=-1), np.linalg.norm(gt, axis=-1).mean(axis=-1),
-                         est, gt)
+    gt = keypoint_motion(gt_cam[i, h], gt_cam[j, h], None if gt_T is None else gt_T[i],
+                         None if gt_T is None else gt_T[j])
+    est = keypoint_motion(est_cam[i, b], est_cam[j, b], None if est_T is None else est_T[i],
+                          None if est_T is None else est_T[j])
+    keep = np.isfinite(gt.sum(axis=(1, 2))) & np.isfinite(est.sum(axis=(1, 2)))
+    if not keep.all():
+        gt, est = gt[keep], est[keep]
+    return MotionSamples(norm_last(est - gt).mean(axis=-1), norm_last(gt).mean(axis=-1), est, gt)
 
 
 def concat(samples: list[MotionSamples]) -> MotionSamples:
@@ -97,12 +99,13 @@ def concat(samples: list[MotionSamples]) -> MotionSamples:
 
 def motion_scale(samples: MotionSamples) -> float:
     """Least-squares scale of the estimated motions onto the true ones (NaN without motion)."""
-    den = float(np.sum(samples.est**2))
-    return float(np.sum(samples.est * samples.gt)) / den if den > 0 else float("nan")
+    e, g = samples.est.reshape(-1), samples.gt.reshape(-1)
+    den = float(e @ e)
+    return float(e @ g) / den if den > 0 else float("nan")
 
 
 def scale_aligned_error(samples: MotionSamples, scale: float) -> np.ndarray:
     """Per-sample error (m) after multiplying the estimated motions by ``scale``."""
     if not np.isfinite(scale):
         return np.full(len(samples.error_m), np.nan)
-    return np.linalg.norm(scale * samples.est - samples.gt, axis=-1).mean(axis=-1)
+    return norm_last(scale * samples.est - samples.gt).mean(axis=-1)
