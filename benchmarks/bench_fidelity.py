@@ -58,6 +58,12 @@ def f1(x, d: int = 1) -> str:
     return "-" if x is None else f"{x:.{d}f}"
 
 
+def finite_median(a: np.ndarray) -> float | None:
+    a = np.asarray(a, np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
+
+
 def pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -184,8 +190,9 @@ def vo_table() -> str:
         rot, direc = [], []
         for s in STRIDES:
             c = cm.camera_samples(track.T_world_cam, T_true, track.valid, *mm.stride_pairs(np.arange(len(imgs)), s))
-            rot.append(f1(float(np.median(c.rotation_deg)), 3))
-            direc.append(f1(float(np.median(c.direction_deg)), 2) if len(c.direction_deg) else "-")
+            rot.append(f1(finite_median(c.rotation_deg), 3))
+            undefined = int(np.isnan(c.direction_deg).sum())  # zero estimated translation (rotation-only frames)
+            direc.append(f1(finite_median(c.direction_deg), 2) + (f" ({undefined} pairs t_est = 0)" if undefined else ""))
         end, _ = cm.end_rotation_error_deg(track.T_world_cam, T_true, track.valid)
         lines.append(f"| {name} | {100 * track.valid.mean():.0f} % | {' / '.join(rot)} | {end:.3f} | "
                      f"{' / '.join(direc)} |")

@@ -197,6 +197,12 @@ def test_bad_input_names_both_datasets_and_the_episode(datasets, tmp_path, capsy
     assert _run("score", str(est), str(other)) == 2
     err = capsys.readouterr().err
     assert "no recordings in common" in err and str(est) in err and str(other) in err
+    est_id = read_scored_episodes(est).popitem()[0]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"# est gt\n{est_id} elsewhere/{RECORDING}\n")
+    out = tmp_path / "paired.json"
+    assert _run("score", str(est), str(other), "--pairs", str(pairs), "--json", str(out)) == 0
+    assert json.loads(out.read_text())["overall"]["hands"]["matched"] > 0
 
     def no_camera(r):
         r["camera_estimator"] = "none"
