@@ -148,6 +148,13 @@ def test_known_perturbations_give_back_their_figures(gt_episode):
     assert dropped["hands"]["detection"] == pytest.approx(in_view[:, 1].sum() / in_view.sum(), abs=1e-12)
     assert dropped["hands"]["mpjpe_cam_mm"] == 0.0
 
+    half = copy.deepcopy(gt)  # the same hands extracted on a half-size grid: pixels are rescaled, not errors
+    half.intrinsics = gt.intrinsics.scaled(gt.intrinsics.width // 2, gt.intrinsics.height // 2)
+    half.keypoints_2d = (gt.keypoints_2d + 0.5) * 0.5 - 0.5
+    f_half = figures(score_episode(half, gt, (1,)))
+    assert f_half["hands"]["detection"] == 1.0 and f_half["hands"]["kp2d_px"] == pytest.approx(0.0, abs=1e-3)
+    assert f_half["hands"]["est_reprojection_px"] == pytest.approx(0.0, abs=1e-3) and f_half["notes"]
+
     swapped = figures(score_episode(_perturbed(gt, swap=True), gt, (1,)))
     assert swapped["hands"]["detection"] == 1.0 and swapped["hands"]["side_correct"] == 0.0
     assert swapped["hands"]["mpjpe_cam_mm"] == 0.0
