@@ -1,4 +1,4 @@
-"""The per-episode arrays scoring needs, read from a finished dataset folder (local path)."""
+"""The per-episode arrays scoring needs, read from a finished dataset through the dataset layer."""
 
 from __future__ import annotations
 
@@ -66,44 +66,24 @@ def _intrinsics(row: dict, where: str) -> Intrinsics:
 
 
 def read_scored_episodes(root: str | Path, episode_ids: set[str] | None = None) -> dict[str, ScoredEpisode]:
-    """The ``ok`` episodes of a dataset folder, by episode id (frames in stored order)."""
-    import pyarrow.parquet as pq
+    """The ``ok`` episodes of a dataset (local folder or Hub repo id), by episode id, read through the
+    dataset layer (:func:`~dexhands_data.dataset.reader.iter_episodes`, only :data:`SCORE_COLUMNS`)."""
+    from ..dataset.reader import episode_rows, iter_episodes
 
-    from ..schema import EPISODES_PATH, fixed_list_to_numpy
-
-    root = Path(root)
-    meta_path = root / EPISODES_PATH
-    if not meta_path.is_file():
-        raise EpisodeError(f"{meta_path}: missing (not a finalised dataset folder)")
-    rows = [r for r in pq.read_table(meta_path).to_pylist() if r.get("status") == "ok"]
-    if episode_ids is not None:
-        rows = [r for r in rows if r["episode_id"] in episode_ids]
-    by_shard: dict[str, list[dict]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r)
+    rows = {r["episode_id"]: r for r in episode_rows(root) if r.get("status") == "ok"}
     out: dict[str, ScoredEpisode] = {}
-    for shard, eps in sorted(by_shard.items()):
-        path = root / shard
-        try:
-            table = pq.read_table(path, columns=list(SCORE_COLUMNS))
-        except (OSError, ValueError) as exc:
-            raise EpisodeError(f"{path}: cannot read shard ({exc})") from exc
-        for r in eps:
-            t = table.slice(r["row_start"], r["row_end"] - r["row_start"])
-            sfi = t.column("source_frame_index").to_numpy().astype(np.int64)
-            if len(sfi) > 1 and not np.all(np.diff(sfi) > 0):
-                raise EpisodeError(f"{path}: episode {r['episode_id']}: source_frame_index is not increasing")
-            out[r["episode_id"]] = ScoredEpisode(
-                dataset=str(root), episode_id=r["episode_id"], source_path=r.get("source_path") or r["episode_id"],
-                source_frame_index=sfi,
-                keypoints_cam=fixed_list_to_numpy(t.column("keypoints_cam"), (2, 21, 3), "float32"),
-                keypoints_2d=fixed_list_to_numpy(t.column("keypoints_2d"), (2, 21, 2), "float32"),
-                hand_valid=fixed_list_to_numpy(t.column("hand_valid"), (2,), "bool"),
-                T_world_cam=fixed_list_to_numpy(t.column("T_world_cam"), (4, 4), "float64"),
-                camera_valid=t.column("camera_valid").to_numpy(zero_copy_only=False).astype(bool),
-                intrinsics=_intrinsics(r, str(meta_path)),
-                translation_metric=bool(r.get("translation_metric")),
-                hand_estimator=r.get("hand_estimator") or "",
-                camera_estimator=r.get("camera_estimator") or "",
-            )
+    for ep in iter_episodes(root, SCORE_COLUMNS, episode_ids):
+        r = rows[ep.episode_id]
+        sfi = ep.source_frame_index.astype(np.int64)
+        if len(sfi) > 1 and not np.all(np.diff(sfi) > 0):
+            raise EpisodeError(f"{root}: episode {ep.episode_id}: source_frame_index is not increasing")
+        out[ep.episode_id] = ScoredEpisode(
+            dataset=str(root), episode_id=ep.episode_id, source_path=r.get("source_path") or ep.episode_id,
+            source_frame_index=sfi, keypoints_cam=ep.keypoints_cam, keypoints_2d=ep.keypoints_2d,
+            hand_valid=ep.hand_valid, T_world_cam=ep.T_world_cam, camera_valid=ep.camera_valid,
+            intrinsics=_intrinsics(r, str(root)),
+            translation_metric=bool(r.get("translation_metric")),
+            hand_estimator=r.get("hand_estimator") or "",
+            camera_estimator=r.get("camera_estimator") or "",
+        )
     return out
