@@ -4,13 +4,15 @@
    --frame-size 0`` (ARKit hands and camera) and ``extract --source videos`` of the MP4s with their true K
    (sidecars written from each HDF5's ``camera/intrinsic`` into a temporary tree of symlinks: the shared
    folder is read-only), then ``dexdata score`` at strides 1 and 6.
-2. ``dexdata score-images`` on ``shared/data/hand3d_gt`` (calibrated 3D: DexYCB, hand-graph-cnn, InterHand2.6M).
+2. ``dexdata score-images`` on ``shared/data/hand3d_gt`` (calibrated 3D: DexYCB, hand-graph-cnn,
+   InterHand2.6M).
 3. The visual odometry on the rendered scenes of docs/camera.md (a real photo warped by pure rotations;
    textured planes under general motion), scored with the same camera metrics against their exact poses.
 4. Scoring speed: ``score_episode`` on real GT/estimate arrays tiled to 100k+ frames, one thread.
 5. A PNG of one EgoDex episode's wrist tracks over time (depth and lateral position), estimate vs ARKit.
 
-Usage: ``python benchmarks/bench_fidelity.py --label before [--work DIR] [--png docs/img/fidelity_tracks.png]``.
+Usage: ``python benchmarks/bench_fidelity.py --label before [--work DIR] [--png PATH]``
+(default PNG: docs/img/fidelity_tracks.png).
 The section ``<!-- fidelity:LABEL -->`` of docs/fidelity.md is replaced (or appended): rerun with a new
 label (e.g. ``"after issue-13"``) to add figures next to the earlier ones.
 """
@@ -117,7 +119,8 @@ def egodex_tables(report: dict) -> str:
                      f"({f1(h['wrist_depth_bias_pct'])}) |")
     lines += ["", "Hand keypoint motion (median over hand × frame pairs, mm): error / true motion; "
               "scale-aligned error [scale].", "",
-              "| recording | stride | with camera | camera frame only | scale-aligned, camera frame |", "|---" * 5 + "|"]
+              "| recording | stride | with camera | camera frame only | scale-aligned, camera frame |",
+              "|---" * 5 + "|"]
     for f in rows:
         for s in map(str, STRIDES):
             w, c = f["motion"][s].get("with_camera"), f["motion"][s]["camera_frame"]
@@ -131,7 +134,8 @@ def egodex_tables(report: dict) -> str:
     for f in rows:
         c = f["camera"]
         s1, s6 = c["strides"]["1"], c["strides"]["6"]
-        lines.append(f"| {f['name']} | {f1(s1['rotation_error_deg'], 2)} / {f1(s1['true_rotation_deg'], 2)} | "
+        lines.append(f"| {f['name']} | "
+                     f"{f1(s1['rotation_error_deg'], 2)} / {f1(s1['true_rotation_deg'], 2)} | "
                      f"{f1(s6['rotation_error_deg'], 2)} / {f1(s6['true_rotation_deg'], 2)} | "
                      f"{f1(c['end_rotation_error_deg'], 2)} ({f1(c['end_true_rotation_deg'], 1)}) | "
                      f"{f1(s6['direction_error_deg'])} ({s6['translated_pairs']}) |")
@@ -162,26 +166,34 @@ def still_table(work: Path) -> str:
 
 def vo_table() -> str:
     import cv2
+    from vo_scenes import (
+        general_motion,
+        load_rgb,
+        render_planes,
+        rotation_sequence,
+        smooth_rotations,
+        textured_planes,
+        view_K,
+    )
 
     from dexhands_data.camera.vo import VisualOdometry
     from dexhands_data.geometry import Intrinsics
-    from vo_scenes import general_motion, load_rgb, render_planes, rotation_sequence, smooth_rotations
-    from vo_scenes import textured_planes, view_K
 
     photos = SHARED / "hand_images"
     R = smooth_rotations(120)
     frames, K = rotation_sequence(load_rgb(photos / "hamer_test3.jpg"), R, size=(640, 480), f=520.0)
     T_rot = np.tile(np.eye(4), (len(R), 1, 1))
     T_rot[:, :3, :3] = R
-    planes = textured_planes([load_rgb(photos / n) for n in
-                              ("hamer_test3.jpg", "hamer_test1.jpg", "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg")])
+    names = ("hamer_test3.jpg", "hamer_test1.jpg", "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg")
+    planes = textured_planes([load_rgb(photos / n) for n in names])
     K2 = view_K(640, 480, 500.0)
     T_gen = general_motion(120, 0.01)
     scenes = {"pure rotation (photo warped), 120 frames": (list(frames), K, T_rot),
-              "general motion (textured planes), 120 frames": ([render_planes(planes, T, K2) for T in T_gen], K2, T_gen)}
+              "general motion (textured planes), 120 frames":
+                  ([render_planes(planes, T, K2) for T in T_gen], K2, T_gen)}
     cv2.setNumThreads(1)
-    lines = ["| scene | valid | rotation err, stride 1 / 6 (deg) | at the end (deg) | direction err, stride 1 / 6 "
-             "(deg) |", "|---" * 5 + "|"]
+    lines = ["| scene | valid | rotation err, stride 1 / 6 (deg) | at the end (deg) | "
+             "direction err, stride 1 / 6 (deg) |", "|---" * 5 + "|"]
     for name, (imgs, Kmat, T_true) in scenes.items():
         session = VisualOdometry(background=False).session(Intrinsics.from_K(Kmat, 640, 480))
         for img in imgs:
@@ -189,10 +201,12 @@ def vo_table() -> str:
         track = session.finish()
         rot, direc = [], []
         for s in STRIDES:
-            c = cm.camera_samples(track.T_world_cam, T_true, track.valid, *mm.stride_pairs(np.arange(len(imgs)), s))
+            rows = mm.stride_pairs(np.arange(len(imgs)), s)
+            c = cm.camera_samples(track.T_world_cam, T_true, track.valid, *rows)
             rot.append(f1(finite_median(c.rotation_deg), 3))
-            undefined = int(np.isnan(c.direction_deg).sum())  # zero estimated translation (rotation-only frames)
-            direc.append(f1(finite_median(c.direction_deg), 2) + (f" ({undefined} pairs t_est = 0)" if undefined else ""))
+            undefined = int(np.isnan(c.direction_deg).sum())  # t_est = 0 (rotation-only frames)
+            note = f" ({undefined} pairs t_est = 0)" if undefined else ""
+            direc.append(f1(finite_median(c.direction_deg), 2) + note)
         end, _ = cm.end_rotation_error_deg(track.T_world_cam, T_true, track.valid)
         lines.append(f"| {name} | {100 * track.valid.mean():.0f} % | {' / '.join(rot)} | {end:.3f} | "
                      f"{' / '.join(direc)} |")
@@ -267,8 +281,11 @@ def write_section(label: str, body: str) -> None:
     begin, end = f"<!-- fidelity:{label} -->", f"<!-- /fidelity:{label} -->"
     text = DOC.read_text() if DOC.exists() else "# Fidelity\n"
     block = f"{begin}\n{body.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
 
 
@@ -280,7 +297,8 @@ def machine() -> str:
 
 def commit() -> str:
     try:
-        return subprocess.check_output(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], text=True).strip()
+        out = subprocess.check_output(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], text=True)
+        return out.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -291,7 +309,8 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="keep the datasets here (default: a temporary folder)")
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "fidelity_tracks.png"))
     ap.add_argument("--png-recording", default="test/open_close/1")
-    ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/fidelity.md")
+    ap.add_argument("--no-doc", action="store_true",
+                    help="print the section instead of writing docs/fidelity.md")
     args = ap.parse_args()
     head = f"Machine: {machine()}. Commit: `{commit()}`. Date: {datetime.date.today().isoformat()}."
     with tempfile.TemporaryDirectory(prefix="bench_fidelity_") as tmp:
@@ -307,7 +326,8 @@ def main() -> int:
             "**Still images with calibrated 3D (`dexdata score-images shared/data/hand3d_gt`):**", "",
             still_table(work), "",
             "**Visual odometry on the rendered scenes of docs/camera.md (exact poses):**", "", vo_table(), "",
-            f"**Scoring speed:** {rate:,.0f} frames/s on one core ({n:,} frames, strides {STRIDES}, no images; "
+            f"**Scoring speed:** {rate:,.0f} frames/s on one core ({n:,} frames, strides {STRIDES}, "
+            "no images; "
             "CPU time of `score_episode`, best of 3).", "",
             f"Tracks of `{args.png_recording}`: ![wrist tracks](img/{Path(args.png).name})",
         ]

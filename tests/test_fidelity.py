@@ -50,7 +50,8 @@ def datasets(tmp_path_factory):
         K = f["camera/intrinsic"][()].tolist()
     Path(str(mp4) + ".intrinsics.json").write_text(json.dumps({"K": K}))
     common = ("--executor", "local", "--no-progress", "--frame-size", "0")
-    assert _run("extract", "--source", "egodex", "--input", str(gt_in), "--out", str(tmp / "gt"), *common) == 0
+    assert _run("extract", "--source", "egodex", "--input", str(gt_in), "--out", str(tmp / "gt"),
+                *common) == 0
     assert _run("extract", "--source", "videos", "--input", str(est_in), "--out", str(tmp / "est"),
                 "--fps", "5", *common) == 0
     return tmp / "est", tmp / "gt"
@@ -71,8 +72,9 @@ def test_egodex_without_video_passes_poses_through(datasets, tmp_path):
     assert r["num_frames"] == extra["pose_frames"]
     # with frames requested, the missing video stays a clear per-episode error
     out = tmp_path / "with_frames"
-    code = _run("extract", "--source", "egodex", "--input", str(datasets[1].parent / "gt_in"), "--out", str(out),
-                "--executor", "local", "--no-progress", "--ids", str(_ids_file(tmp_path, "test/insert_remove/1")))
+    ids = _ids_file(tmp_path, "test/insert_remove/1")
+    code = _run("extract", "--source", "egodex", "--input", str(datasets[1].parent / "gt_in"),
+                "--out", str(out), "--executor", "local", "--no-progress", "--ids", str(ids))
     assert code != 0
     failed = pq.read_table(out / "meta/episodes.parquet").to_pylist()[0]
     assert failed["status"] == "failed" and "1.mp4: video file not found" in failed["error"]
@@ -110,7 +112,7 @@ def _perturbed(ep, shift=None, rotate_deg_per_frame=None, drop_slot=None, swap=F
     if shift is not None:
         e.keypoints_cam = e.keypoints_cam.astype(np.float64) + shift
         e.keypoints_2d = project(e.keypoints_cam, e.intrinsics.K)
-    if rotate_deg_per_frame is not None:  # rotate the whole trajectory about the world z axis, k deg at frame k
+    if rotate_deg_per_frame is not None:  # the whole trajectory about the world z axis, k deg at frame k
         angles = np.radians(rotate_deg_per_frame) * e.source_frame_index
         W = np.tile(np.eye(4), (len(e), 1, 1))
         W[:, :3, :3] = matrix_from_rotvec(np.stack([np.zeros_like(angles), np.zeros_like(angles), angles], 1))
@@ -235,7 +237,7 @@ def test_bad_input_names_both_datasets_and_the_episode(datasets, tmp_path, capsy
     assert "is itself estimated" in text and "mediapipe" in text
 
 
-# ----------------------------------------------------------------------------- metric functions, exact numbers
+# ------------------------------------------------------------------------ metric functions, exact numbers
 
 
 def test_matching_pairs_by_position_and_excludes_far_hands():

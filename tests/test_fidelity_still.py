@@ -30,14 +30,15 @@ def test_dexycb_intrinsics_fitted_to_labels_match_the_calibration_file():
     samples = read_dexycb(HAND3D / "dexycb_nc")
     assert len(samples) == 48 and all(s.valid.tolist() == [False, True] for s in samples)  # right hands
     for s in samples:  # the fitted K reproduces the labelled 2D joints
-        labels = np.load(s.image_path.parent / s.image_path.name.replace("color_", "labels_").replace(".jpg", ".npz"))
+        name = s.image_path.name.replace("color_", "labels_").replace(".jpg", ".npz")
+        labels = np.load(s.image_path.parent / name)
         err = np.linalg.norm(project(labels["joint_3d"][0], s.intrinsics.K) - labels["joint_2d"][0], axis=-1)
         assert err.max() < 0.01
     text = (HAND3D / "dexycb_nc" / "836212060125_640x480.yml").read_text()
     calib = yaml.safe_load(text.split("depth:")[0])["color"]  # the rest holds python/tuple tags
     K = next(s for s in samples if "/836212060125/" in s.name).intrinsics
-    np.testing.assert_allclose([K.fx, K.fy, K.cx, K.cy], [calib["fx"], calib["fy"], calib["ppx"], calib["ppy"]],
-                               atol=0.01)
+    np.testing.assert_allclose([K.fx, K.fy, K.cx, K.cy],
+                               [calib["fx"], calib["fy"], calib["ppx"], calib["ppy"]], atol=0.01)
 
 
 def test_handgraphcnn_and_interhand_hands_project_into_their_images():

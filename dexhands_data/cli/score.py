@@ -16,11 +16,14 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser("score", help="score an estimated dataset against ground truth of the same recordings")
     p.add_argument("est", help="estimated dataset folder (e.g. extract --source videos of EgoDex MP4s)")
-    p.add_argument("gt", help="ground-truth dataset folder of the same recordings (e.g. extract --source egodex)")
+    p.add_argument("gt", help="ground-truth dataset folder of the same recordings "
+                              "(e.g. extract --source egodex)")
     p.add_argument("--stride", default="1,6",
-                   help="frame strides in source frames, comma separated (default 1,6: DexWM's 0.2 s at 30 Hz)")
+                   help="frame strides in source frames, comma separated "
+                        "(default 1,6: DexWM's 0.2 s at 30 Hz)")
     p.add_argument("--pairs", default=None,
-                   help="file of 'EST GT' lines (episode ids or recording keys) instead of pairing by source path")
+                   help="file of 'EST GT' lines (episode ids or recording keys) "
+                        "instead of pairing by source path")
     p.add_argument("--match-fraction", type=float, default=0.5,
                    help="an estimated hand matches a GT hand when their mean 2D distance is below this "
                         "fraction of the GT hand's 2D size")

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("root", help="folder holding dexycb_nc/, handgraphcnn_realworld_nc/, interhand26m_nc/ "
                                 "(the layout of shared/data/hand3d_gt)")
     p.add_argument("--hands", default="mediapipe", help="hand estimator (as extract --hands)")
-    p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1, help="MediaPipe model complexity")
+    p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1,
+                   help="MediaPipe model complexity")
     p.add_argument("--match-fraction", type=float, default=0.5)
     p.add_argument("--limit", type=int, default=None, help="score at most this many images per dataset")
     p.add_argument("--json", default=None, help="also write the figures here")

@@ -26,7 +26,8 @@ def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
     trace parts: exact near 0 (``arccos`` of a trace just below 3 is not), and exactly 0 for the
     symmetric ``R_a^T R_a`` of a float32-rounded rotation compared with itself."""
     cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
-    axial = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    axial = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
+                      R[..., 1, 0] - R[..., 0, 1]], -1)
     return np.degrees(np.arctan2(np.linalg.norm(axial, axis=-1) / 2.0, cos))
 
 
@@ -48,7 +49,7 @@ class CameraSamples:
     true_translation_m: np.ndarray
 
     @classmethod
-    def empty(cls) -> "CameraSamples":
+    def empty(cls) -> CameraSamples:
         return cls(*(np.zeros(0) for _ in range(5)))
 
 

@@ -11,7 +11,8 @@ from ..geometry import Intrinsics
 from ..records import EpisodeError
 
 #: Frame columns scoring reads (no images).
-SCORE_COLUMNS = ("source_frame_index", "keypoints_cam", "keypoints_2d", "hand_valid", "T_world_cam", "camera_valid")
+SCORE_COLUMNS = ("source_frame_index", "keypoints_cam", "keypoints_2d", "hand_valid", "T_world_cam",
+                 "camera_valid")
 
 
 @dataclass
@@ -49,10 +50,9 @@ class ScoredEpisode:
     def has_camera(self) -> bool:
         return self.camera_estimator not in ("", "none") and bool(self.camera_valid.any())
 
-    def subset(self, rows: np.ndarray) -> "ScoredEpisode":
+    def subset(self, rows: np.ndarray) -> ScoredEpisode:
         """The same episode restricted to stored rows ``rows``."""
-        arrays = {k: getattr(self, k)[rows] for k in (
-            "source_frame_index", "keypoints_cam", "keypoints_2d", "hand_valid", "T_world_cam", "camera_valid")}
+        arrays = {k: getattr(self, k)[rows] for k in SCORE_COLUMNS}
         return ScoredEpisode(self.dataset, self.episode_id, self.source_path, **arrays,
                              intrinsics=self.intrinsics, translation_metric=self.translation_metric,
                              hand_estimator=self.hand_estimator, camera_estimator=self.camera_estimator)
@@ -62,7 +62,8 @@ def _intrinsics(row: dict, where: str) -> Intrinsics:
     if row.get("intrinsics") is None or not row.get("width") or not row.get("height"):
         raise EpisodeError(f"{where}: episode {row['episode_id']} has no intrinsics or image size")
     fx, fy, cx, cy = row["intrinsics"]
-    return Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]), row.get("intrinsics_source") or "dataset")
+    return Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]),
+                      row.get("intrinsics_source") or "dataset")
 
 
 def read_scored_episodes(root: str | Path, episode_ids: set[str] | None = None) -> dict[str, ScoredEpisode]:

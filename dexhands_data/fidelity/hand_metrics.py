@@ -69,8 +69,10 @@ def hand_size_2d(keypoints_2d: np.ndarray) -> np.ndarray:
     left out, an all-NaN hand gives NaN."""
     kp = np.asarray(keypoints_2d)
     size = norm_last(kp.max(axis=-2) - kp.min(axis=-2))
-    return _with_nan_fallback(size, lambda m: norm_last(np.nanmax(kp[m], axis=-2) - np.nanmin(kp[m], axis=-2)),
-                              np.isfinite(kp).any(axis=(-1, -2)))
+    def nan_aware(m: np.ndarray) -> np.ndarray:
+        return norm_last(np.nanmax(kp[m], axis=-2) - np.nanmin(kp[m], axis=-2))
+
+    return _with_nan_fallback(size, nan_aware, np.isfinite(kp).any(axis=(-1, -2)))
 
 
 def match_hands(ref_2d: np.ndarray, ref_valid: np.ndarray, other_2d: np.ndarray, other_valid: np.ndarray,
@@ -175,7 +177,8 @@ def hands_in_view(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np
     uv = np.asarray(keypoints_2d)
     z = np.asarray(keypoints_cam)[..., 2]
     with np.errstate(invalid="ignore"):
-        inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height)
+        u, v = uv[..., 0], uv[..., 1]
+        inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     return np.asarray(valid, bool) & inside[..., WRIST] & (inside.mean(axis=-1) >= fraction)
 
 

@@ -25,7 +25,8 @@ MOTION_VARIANTS = ("with_camera", "camera_frame")
 
 
 def stride_pairs(source_index: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (i, j) of a sorted, unique ``source_index`` (M,) with ``source_index[j] == source_index[i] + stride``."""
+    """Rows (i, j) of a sorted, unique ``source_index`` (M,) with
+    ``source_index[j] == source_index[i] + stride``."""
     s = np.asarray(source_index, np.int64)
     j = np.searchsorted(s, s + stride)
     ok = j < len(s)
@@ -45,7 +46,7 @@ class MotionSamples:
     gt: np.ndarray
 
     @classmethod
-    def empty(cls) -> "MotionSamples":
+    def empty(cls) -> MotionSamples:
         return cls(np.zeros(0), np.zeros(0), np.zeros((0, 21, 3)), np.zeros((0, 21, 3)))
 
 
@@ -94,7 +95,8 @@ def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarr
 def concat(samples: list[MotionSamples]) -> MotionSamples:
     if not samples:
         return MotionSamples.empty()
-    return MotionSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in ("error_m", "true_m", "est", "gt")))
+    fields = ("error_m", "true_m", "est", "gt")
+    return MotionSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in fields))
 
 
 def motion_scale(samples: MotionSamples) -> float:

@@ -70,18 +70,20 @@ def _lookup(name: str, episodes: dict[str, ScoredEpisode], by_key: dict[str, Sco
     return ep
 
 
+def _unused(episodes: dict[str, ScoredEpisode], used: set[str]) -> list[str]:
+    return sorted(recording_key(e.source_path) for e in episodes.values() if e.episode_id not in used)
+
+
 def pair_episodes(est: dict[str, ScoredEpisode], gt: dict[str, ScoredEpisode], est_root: str, gt_root: str,
                   pairs_file: str | None = None) -> EpisodePairing:
     """Pair the episodes of two datasets by recording key, or as a pairs file says."""
     est_keys, gt_keys = _by_key(est, est_root), _by_key(gt, gt_root)
     if pairs_file is not None:
         named = read_pairs_file(pairs_file)
-        pairs = [(_lookup(a, est, est_keys, est_root, pairs_file), _lookup(b, gt, gt_keys, gt_root, pairs_file))
-                 for a, b in named]
-        used_est = {p[0].episode_id for p in pairs}
-        used_gt = {p[1].episode_id for p in pairs}
-        return EpisodePairing(pairs, sorted(recording_key(e.source_path) for e in est.values() if e.episode_id not in used_est),
-                              sorted(recording_key(e.source_path) for e in gt.values() if e.episode_id not in used_gt))
+        pairs = [(_lookup(a, est, est_keys, est_root, pairs_file),
+                  _lookup(b, gt, gt_keys, gt_root, pairs_file)) for a, b in named]
+        return EpisodePairing(pairs, _unused(est, {p[0].episode_id for p in pairs}),
+                              _unused(gt, {p[1].episode_id for p in pairs}))
     common = sorted(set(est_keys) & set(gt_keys))
     return EpisodePairing([(est_keys[k], gt_keys[k]) for k in common],
                           sorted(set(est_keys) - set(gt_keys)), sorted(set(gt_keys) - set(est_keys)))
@@ -99,7 +101,8 @@ def align_frames(est: ScoredEpisode, gt: ScoredEpisode) -> tuple[np.ndarray, np.
         missing = e[~found]
         raise EpisodeError(
             f"{est.dataset} episode {est.episode_id} ({len(e)} frames, source frames "
-            f"{_span(e)}) and {gt.dataset} episode {gt.episode_id} ({len(g)} frames, source frames {_span(g)}) "
+            f"{_span(e)}) and {gt.dataset} episode {gt.episode_id} ({len(g)} frames, source frames "
+            f"{_span(g)}) "
             f"have different frame counts: {len(missing)} estimated frames have no ground truth"
             + (f" (first: {missing[:3].tolist()})" if len(missing) else "")
         )

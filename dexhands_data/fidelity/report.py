@@ -32,7 +32,8 @@ def fmt(x, digits: int = 1, pct: bool = False) -> str:
 
 
 def _rows(report: ScoreReport) -> list[dict]:
-    return report.episodes + ([report.overall] if report.overall is not None and len(report.episodes) > 1 else [])
+    pooled = report.overall is not None and len(report.episodes) > 1
+    return report.episodes + ([report.overall] if pooled else [])
 
 
 def hands_table(report: ScoreReport):
@@ -81,7 +82,8 @@ def camera_table(report: ScoreReport):
             continue
         for stride, c in cam["strides"].items():
             t.add_row(f["name"], stride, str(c["pairs"]), fmt(c["rotation_error_deg"], 2),
-                      fmt(c["true_rotation_deg"], 2), str(c["translated_pairs"]), fmt(c["direction_error_deg"]),
+                      fmt(c["true_rotation_deg"], 2), str(c["translated_pairs"]),
+                      fmt(c["direction_error_deg"]),
                       fmt(c["scale_error_pct"]), fmt(cam["end_rotation_error_deg"], 2))
     return t
 

@@ -97,9 +97,11 @@ def hand_samples(gt_cam: np.ndarray, gt_2d: np.ndarray, gt_valid: np.ndarray, wi
 
 
 def pool_hands(hs: list[HandSamples]) -> HandSamples:
-    errors = PairErrors(*(np.concatenate([getattr(h.errors, f) for h in hs]) for f in PairErrors.__dataclass_fields__))
-    return HandSamples(sum(h.gt_in_view for h in hs), sum(h.matched for h in hs), sum(h.est_hands for h in hs),
-                       sum(h.est_unmatched for h in hs), errors, np.concatenate([h.consistency_px for h in hs]))
+    errors = PairErrors(*(np.concatenate([getattr(h.errors, f) for h in hs])
+                          for f in PairErrors.__dataclass_fields__))
+    return HandSamples(sum(h.gt_in_view for h in hs), sum(h.matched for h in hs),
+                       sum(h.est_hands for h in hs), sum(h.est_unmatched for h in hs), errors,
+                       np.concatenate([h.consistency_px for h in hs]))
 
 
 def _motion(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
@@ -143,8 +145,8 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     camera_end: list[tuple[float, float]] = []
     if with_camera:
         valid = e.camera_valid & g.camera_valid
-        camera = {s: cm.camera_samples(e.T_world_cam, g.T_world_cam, valid, *mm.stride_pairs(g.source_frame_index, s))
-                  for s in strides}
+        camera = {s: cm.camera_samples(e.T_world_cam, g.T_world_cam, valid,
+                                       *mm.stride_pairs(g.source_frame_index, s)) for s in strides}
         camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, valid)]
     return EpisodeScore(recording_key(gt.source_path), est.episode_id, gt.episode_id, len(e), hands, motion,
                         camera, camera_end, notes)
@@ -222,7 +224,7 @@ def hand_figures(h: HandSamples) -> dict:
 def motion_figures(r: MotionResult) -> dict:
     s = r.samples
     return {
-        "samples": int(len(s.error_m)),
+        "samples": len(s.error_m),
         "error_mm": _median(s.error_m, 1000.0),
         "error_mm_mean": _mean(s.error_m, 1000.0),
         "true_mm": _median(s.true_m, 1000.0),
@@ -233,11 +235,11 @@ def motion_figures(r: MotionResult) -> dict:
 
 def camera_figures(c: cm.CameraSamples, metric: bool) -> dict:
     return {
-        "pairs": int(len(c.rotation_deg)),
+        "pairs": len(c.rotation_deg),
         "rotation_error_deg": _median(c.rotation_deg),
         "rotation_error_deg_mean": _mean(c.rotation_deg),
         "true_rotation_deg": _median(c.true_rotation_deg),
-        "translated_pairs": int(len(c.direction_deg)),
+        "translated_pairs": len(c.direction_deg),
         "direction_error_deg": _median(c.direction_deg),
         "true_translation_mm": _median(c.true_translation_m, 1000.0),
         "scale_error_pct": _median(np.abs(c.scale_ratio - 1.0), 100.0) if metric else None,
@@ -248,7 +250,8 @@ def figures(score: EpisodeScore, metric_translation: bool = False) -> dict:
     """The reported numbers of a score, JSON-ready (None where undefined)."""
     out: dict = {"name": score.name, "est_episode": score.est_episode, "gt_episode": score.gt_episode,
                  "frames": score.frames, "hands": hand_figures(score.hands),
-                 "motion": {str(s): {v: motion_figures(r) for v, r in vs.items()} for s, vs in score.motion.items()},
+                 "motion": {str(s): {v: motion_figures(r) for v, r in vs.items()}
+                            for s, vs in score.motion.items()},
                  "camera": None, "notes": score.notes}
     if score.camera is not None:
         ends = np.array([e for e, _ in score.camera_end], np.float64)

@@ -99,7 +99,8 @@ def read_handgraphcnn(root: Path) -> list[StillImage]:
         fx, fy, u0, v0 = params["cam_param"][i]
         x, y, w, _ = params["bbox"][i]
         r = HANDGRAPHCNN_SIZE / w
-        K = Intrinsics(fx * r, fy * r, (u0 - x) * r, (v0 - y) * r, HANDGRAPHCNN_SIZE, HANDGRAPHCNN_SIZE, "dataset")
+        size = HANDGRAPHCNN_SIZE
+        K = Intrinsics(fx * r, fy * r, (u0 - x) * r, (v0 - y) * r, size, size, "dataset")
         kp, valid = _hands({LEFT: pose[i]})
         out.append(StillImage("handgraphcnn", image.stem, image, K, kp, valid))
     return out
@@ -128,11 +129,13 @@ def read_interhand(root: Path) -> list[StillImage]:
         cx, cy = c["princpt"][cam]
         K = Intrinsics(fx, fy, cx, cy, int(img["width"]), int(img["height"]), "dataset")
         kp, valid = _hands(sides)
-        out.append(StillImage("interhand", Path(img["file_name"]).stem, root / img["file_name"], K, kp, valid))
+        name = Path(img["file_name"]).stem
+        out.append(StillImage("interhand", name, root / img["file_name"], K, kp, valid))
     return out
 
 
-READERS = {"dexycb_nc": read_dexycb, "handgraphcnn_realworld_nc": read_handgraphcnn, "interhand26m_nc": read_interhand}
+READERS = {"dexycb_nc": read_dexycb, "handgraphcnn_realworld_nc": read_handgraphcnn,
+           "interhand26m_nc": read_interhand}
 
 
 def read_still_images(root: str | Path) -> list[StillImage]:

@@ -50,4 +50,5 @@ def score_still_images(estimator, samples: list[StillImage], match_fraction: flo
     for s in samples:
         per.setdefault(s.dataset, []).append(score_image(estimator, s, match_fraction))
     name = f"{getattr(estimator, 'name', '?')}=={getattr(estimator, 'version', '?')}"
-    return StillImageScore(name, {k: pool_hands(v) for k, v in per.items()}, {k: len(v) for k, v in per.items()})
+    return StillImageScore(name, {k: pool_hands(v) for k, v in per.items()},
+                           {k: len(v) for k, v in per.items()})

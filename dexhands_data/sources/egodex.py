@@ -186,7 +186,8 @@ class EgoDexSource:
 
     name = NAME
 
-    def __init__(self, camera_axes: str = "opencv", target_fps: float | None = None, require_video: bool = True):
+    def __init__(self, camera_axes: str = "opencv", target_fps: float | None = None,
+                 require_video: bool = True):
         if camera_axes not in (*CAMERA_AXES, "auto"):
             raise ValueError(f"camera_axes must be one of {[*CAMERA_AXES, 'auto']}, got {camera_axes!r}")
         if target_fps is not None and not target_fps > 0:
@@ -196,7 +197,8 @@ class EgoDexSource:
         self.require_video = bool(require_video)
 
     def config(self) -> dict[str, Any]:
-        return {"camera_axes": self.camera_axes, "target_fps": self.target_fps, "require_video": self.require_video}
+        return {"camera_axes": self.camera_axes, "target_fps": self.target_fps,
+                "require_video": self.require_video}
 
     def discover(self, root: str) -> list[EpisodeRef]:
         root_path = Path(root).resolve()
