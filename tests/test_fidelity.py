@@ -20,8 +20,9 @@ from dexhands_data.cli.main import main
 from dexhands_data.fidelity import camera_metrics as cm
 from dexhands_data.fidelity import motion_metrics as mm
 from dexhands_data.fidelity.episodes import read_scored_episodes
+from dexhands_data.fidelity.figures import figures
 from dexhands_data.fidelity.hand_metrics import hands_in_view, match_hands, procrustes_align_batch
-from dexhands_data.fidelity.score import figures, score_episode
+from dexhands_data.fidelity.score import score_episode
 from dexhands_data.geometry import matrix_from_rotvec, project
 
 EGODEX = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "egodex_real_nc"

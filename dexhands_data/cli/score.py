@@ -42,8 +42,8 @@ def parse_strides(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    from ..fidelity.datasets import score_datasets
     from ..fidelity.report import print_report
-    from ..fidelity.score import score_datasets
     from ..records import EpisodeError
 
     strides = parse_strides(args.stride)

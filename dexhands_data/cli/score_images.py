@@ -36,8 +36,8 @@ def first_per_dataset(samples: list, limit: int) -> list:
 def run(args) -> int:
     from rich.table import Table
 
+    from ..fidelity.figures import hand_figures
     from ..fidelity.report import fmt, wide_console
-    from ..fidelity.score import hand_figures
     from ..fidelity.still_images import read_still_images
     from ..fidelity.still_score import score_still_images
     from ..hands.registry import create

@@ -8,6 +8,7 @@ One small module per concern, all metrics pure and vectorised over frames (numpy
 * :mod:`.motion_metrics`: hand keypoint motion over a stride, with and without camera motion;
 * :mod:`.camera_metrics`: relative rotation, translation direction and scale errors over a stride;
 * :mod:`.score`: one episode pair -> :class:`~.score.EpisodeScore`, pooled over episodes;
+* :mod:`.figures`: the reported numbers of a score; :mod:`.datasets`: two dataset folders scored;
 * :mod:`.report`: the rich table and the JSON document;
 * :mod:`.still_images`: the same hand figures on still images with calibrated 3D ground truth.
 """

@@ -2,7 +2,7 @@
 
 Each image goes through the estimator exactly as ``extract`` runs it on a one-frame episode: a
 session opened with the image's true K, one ``step``, then ``finish`` (post-processing included).
-The figures are those of ``dexdata score`` (:func:`~.score.hand_figures`), per dataset and overall.
+The figures are those of ``dexdata score`` (:func:`~.figures.hand_figures`), per dataset and overall.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..records import VideoFrame
-from .score import HandSamples, hand_figures, hand_samples, pool_hands
+from .figures import hand_figures
+from .score import HandSamples, hand_samples, pool_hands
 from .still_images import StillImage, load_rgb
 
 
