@@ -57,7 +57,8 @@ def run(args) -> int:
                      episode_ids=_episode_ids(args.episodes), keep_ranges=args.keep_ranges)
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
-                           show_progress=not args.no_progress, executor=args.executor)
+                           show_progress=not args.no_progress, executor=args.executor,
+                           verbose=getattr(args, "verbose", False))
     summary = run_convert_droid(inp, settings, run_config)
     summary.print_table()
     return summary.exit_code
