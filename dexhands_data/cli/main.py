@@ -27,7 +27,7 @@ VERBOSE_HELP = ("debug logging, and Ray / MediaPipe / TFLite output on the termi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(prog="dexdata", description="Data preparation for dexterous world models.")
     parser.add_argument("--version", action="version", version=f"dexhands-data {__version__}")
@@ -43,12 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not args.verbose:
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ warnings drown the progress bar
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "recipe", None):
+            from .recipe import apply_recipe
+
+            args = apply_recipe(parser, args, argv)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
         # User-facing problems (bad input root, missing model files, unknown layout): one clear line.

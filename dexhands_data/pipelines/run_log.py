@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..storage import is_remote
+from ..dataset.storage import is_remote
 
 LOG_DIRNAME = "meta/logs"
 

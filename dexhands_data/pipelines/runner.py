@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from ..records import EpisodeData, EpisodeError, EpisodeRef
-from ..storage import is_remote
-from ..writer import DatasetWriter, FailedEpisode
+from ..dataset.storage import is_remote
+from ..dataset.writer import DatasetWriter, FailedEpisode
 from .run_log import drop_if_empty, log_dir_for, native_stderr_to, new_run_log, redirect_worker_output
 from .sharding import ShardTask, config_hash, plan_shards
 
@@ -45,6 +45,8 @@ class RunConfig:
 
     ``executor="ray"`` (default) runs the shards through Ray Data actors (local ``ray.init`` or
     ``ray_address`` for a cluster); ``"local"`` runs them in this process (debugging, tests of logic).
+    ``recipe``: the ``--recipe`` file the options came from (path, command, options), recorded in
+    ``meta/info.json`` and not hashed.
     ``verbose=False`` (default) keeps the terminal to the progress bar, our warnings and the summary
     (``run_log.py``: Ray's and MediaPipe's output go to log files under ``meta/logs/``).
     """
@@ -57,6 +59,7 @@ class RunConfig:
     show_progress: bool = True
     num_gpus_per_worker: float = 0.0
     executor: str = "ray"
+    recipe: dict | None = None
     verbose: bool = False
 
 
@@ -273,7 +276,8 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type[EpisodeProcessor], 
         if log_path is not None and (kept := drop_if_empty(log_path)) is not None:
             summary.log_path = str(kept)
     sources = recipe_sources or sorted({r.source for r in refs})
-    info = writer.finalize({s: {**cfg, "config_hash": cfg_hash} for s in sources})
+    recorded = {**cfg, "config_hash": cfg_hash, **({"recipe": config.recipe} if config.recipe else {})}
+    info = writer.finalize({s: recorded for s in sources})
     summary.dataset_failed_total = int(info["total_failed"])
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
