@@ -33,7 +33,8 @@ def test_native_frame_from_principal_point():
 def test_native_size_keeps_k_as_stored():
     fit = fit_intrinsics(F, F, CX, CY, 1920, 1080, "dataset")
     assert fit.scale == 1.0 and not fit.rescaled and fit.native_size == (1920, 1080)
-    assert fit.intrinsics.to_list() == [F, F, CX, CY] and (fit.intrinsics.width, fit.intrinsics.height) == (1920, 1080)
+    assert fit.intrinsics.to_list() == [F, F, CX, CY]
+    assert (fit.intrinsics.width, fit.intrinsics.height) == (1920, 1080)
     # a K of the video's own (small) size, as a tool that rescaled K along with the video writes it
     fit = fit_intrinsics(F / 4, F / 4, 239.625, 134.625, 480, 270, "dataset")
     assert fit.scale == 1.0 and fit.intrinsics.cx == 239.625
@@ -49,13 +50,15 @@ def test_downscaled_video_scales_k_and_projections(size, scale):
     K = fit.intrinsics
     assert (K.width, K.height) == size
     assert K.fx == pytest.approx(F * w / 1920) and K.fy == pytest.approx(F * h / 1080)
-    assert K.cx == pytest.approx((CX + 0.5) * w / 1920 - 0.5) and K.cy == pytest.approx((CY + 0.5) * h / 1080 - 0.5)
+    assert K.cx == pytest.approx((CX + 0.5) * w / 1920 - 0.5)
+    assert K.cy == pytest.approx((CY + 0.5) * h / 1080 - 0.5)
     # a point projects to the native pixel mapped onto the smaller grid (u' = (u + 0.5) s - 0.5)
     pts = np.array([[0.1, -0.05, 0.6], [-0.3, 0.2, 1.4], [0.0, 0.0, 2.0]])
     native_uv = project(pts, Intrinsics(F, F, CX, CY, 1920, 1080).K)
     want = (native_uv + 0.5) * np.array([w / 1920, h / 1080]) - 0.5
     np.testing.assert_allclose(project(pts, K.K), want, atol=1e-9)
-    assert fit.processing() == {"intrinsics_native_size": [1920, 1080], "intrinsics_scale": round(w / 1920, 6)}
+    assert fit.processing() == {"intrinsics_native_size": [1920, 1080],
+                                "intrinsics_scale": round(w / 1920, 6)}
 
 
 @pytest.mark.parametrize("size,message", [
@@ -98,8 +101,8 @@ def _recording(root: Path, shared: Path) -> Path:
 
 
 def _extract(inp: Path, out: Path) -> int:
-    return main(["extract", "--source", "egodex", "--input", str(inp), "--out", str(out), "--executor", "local",
-                 "--no-progress", "--frame-size", "0"])
+    return main(["extract", "--source", "egodex", "--input", str(inp), "--out", str(out),
+                 "--executor", "local", "--no-progress", "--frame-size", "0"])
 
 
 def _episode_row(out: Path) -> dict:
@@ -139,10 +142,12 @@ def test_downscaled_real_recording_same_actions_scaled_projections(real_runs, ca
     runs, frames = real_runs
     assert frames == 94
     original, small = (_episode_row(runs[k]) for k in ("original", "small"))
-    assert (original["width"], original["height"]) == (1920, 1080) and (small["width"], small["height"]) == (480, 270)
+    assert (original["width"], original["height"]) == (1920, 1080)
+    assert (small["width"], small["height"]) == (480, 270)
     assert small["num_frames"] == original["num_frames"] == 94
     np.testing.assert_allclose(original["intrinsics"], [F, F, CX, CY], rtol=1e-6)
-    np.testing.assert_allclose(small["intrinsics"], [F / 4, F / 4, 960.5 / 4 - 0.5, 540.5 / 4 - 0.5], rtol=1e-6)
+    np.testing.assert_allclose(small["intrinsics"], [F / 4, F / 4, 960.5 / 4 - 0.5, 540.5 / 4 - 0.5],
+                               rtol=1e-6)
     hands = json.loads(small["processing"])["hands"]
     assert hands["intrinsics_native_size"] == [1920, 1080] and hands["intrinsics_scale"] == 0.25
     assert "intrinsics_scale" not in json.loads(original["processing"])["hands"]  # K used as stored

@@ -22,7 +22,8 @@ CHATTER = re.compile(r"core_worker|W0000|^[IWE]\d{4} |pid=\d+\)", re.MULTILINE)
 
 
 def _extract(shared_data: Path, tmp_path: Path, name: str, *global_flags: str) -> tuple[str, Path]:
-    """stderr and dataset folder of ``dexdata [global_flags] extract`` over the clip (2 fps, no embedded frames)."""
+    """stderr and dataset folder of ``dexdata [global_flags] extract`` over the clip (2 fps, no frames
+    embedded)."""
     videos = tmp_path / "in"
     videos.mkdir(exist_ok=True)
     if not (videos / CLIP).exists():

@@ -106,7 +106,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.legend()
         ax.grid(alpha=0.3)
         ax = fig.add_subplot(grid[1, 1])
-        for key in sorted((k for k in per if k.startswith("pck_visible@")), key=lambda k: float(k.split("@")[1])):
+        pck_keys = sorted((k for k in per if k.startswith("pck_visible@")), key=lambda k: float(k.split("@")[1]))
+        for key in pck_keys:
             ax.plot(t, per[key], marker="o", label=f"{key.split('@')[1]} px")
         ax.set_title("PCK of visible keypoints (%)")
         ax.set_xlabel("open-loop rollout step")
