@@ -23,6 +23,7 @@ BENCHMARKS = [
     ["bench_train.py"],
     ["bench_hamer.py"],
     ["bench_export.py", "--nc"],
+    ["bench_fidelity.py", "--no-doc"],  # accuracy vs ground truth; write docs/fidelity.md with --label
 ]
 
 
