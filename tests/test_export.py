@@ -27,7 +27,7 @@ from dexhands_data.export.frames import EpisodeFrames
 from dexhands_data.export.outdir import ExportDir, ExportDirError
 from dexhands_data.geometry import Intrinsics, project
 from dexhands_data.images import decode_jpeg
-from dexhands_data.sources.egodex import JOINTS_21, default_intrinsics
+from dexhands_data.sources.egodex import JOINTS_21
 from droid_fixtures import load_episode, write_raw_episode
 
 EGODEX_OK, EGODEX_NO_VIDEO = "test/add_remove_lid/0", "test/add_remove_lid/1"
@@ -239,8 +239,8 @@ def test_camera_check_and_rerender_geometry():
     the EgoDex camera projects the same point (HC targets right); the 3D point is unchanged."""
     K_in = Intrinsics.from_fov(320, 240, 90.0)
     assert camera_mismatch(K_in) is not None
-    assert camera_mismatch(default_intrinsics(1920, 1080)) is None
-    assert camera_mismatch(default_intrinsics(398, 224)) is None
+    assert camera_mismatch(egodex_camera(1920, 1080)) is None
+    assert camera_mismatch(egodex_camera(398, 224)) is None
     points = np.array([[0.05, -0.03, 0.6], [-0.12, 0.04, 0.5], [0.0, 0.0, 1.0]])
     uv_in = project(points, K_in.K)
     image = np.zeros((240, 320, 3), np.uint8)
