@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from dexhands_data.camera.registry import create_camera_estimator
-from dexhands_data.camera.vo import (
-    VisualOdometry, fit_rotation_ransac, rotation_from_bearings, triangulate_midpoint,
-)
+from dexhands_data.camera.bearings import fit_rotation_ransac, rotation_from_bearings, triangulate_midpoint
+from dexhands_data.camera.vo import VisualOdometry
 from dexhands_data.geometry import Intrinsics, matrix_from_rotvec, relative_pose
 from vo_scenes import (
     general_motion, load_rgb, render_planes, rotation_angle_deg, rotation_sequence, smooth_rotations,

@@ -29,9 +29,6 @@ Per frame (on a grey copy downscaled so its longer side is ``working_long_side``
 
 from __future__ import annotations
 
-import queue
-import threading
-import weakref
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -39,7 +36,11 @@ import numpy as np
 
 from ..geometry import Intrinsics, se3, se3_inverse
 from ..records import CameraTrack
+from .background import BackgroundSession
+from .calibrating_session import PRIOR_SOURCES, SelfCalibratingSession
+from .bearings import bearings, fit_rotation_ransac, triangulate_midpoint
 from .masks import MaskConfig, feature_mask, points_allowed, scale_keypoints
+from .tracks import Tracks
 
 NAME = "vo"
 VERSION = "1.0"
@@ -66,104 +67,9 @@ class VOConfig:
     keyframe_track_ratio: float = 0.7
     keyframe_min_map_ratio: float = 0.25
     min_keyframe_gap: int = 1
+    self_calibration: bool = True
+    self_calibration_frames: int = 60
     mask: MaskConfig = field(default_factory=MaskConfig)
-
-
-@dataclass
-class _Tracks:
-    """Tracked features (M rows): current pixels, pixels in the keyframe, first-observation ray
-    (world origin and unit direction) and the triangulated world point (NaN if none)."""
-
-    pts: np.ndarray
-    kf_pts: np.ndarray
-    birth_c: np.ndarray
-    birth_d: np.ndarray
-    X: np.ndarray
-
-    @classmethod
-    def empty(cls) -> "_Tracks":
-        empty2 = np.zeros((0, 2), np.float32)
-        return cls(empty2, empty2.copy(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)))
-
-    def __len__(self) -> int:
-        return len(self.pts)
-
-    def keep(self, sel: np.ndarray) -> "_Tracks":
-        return _Tracks(self.pts[sel], self.kf_pts[sel], self.birth_c[sel], self.birth_d[sel], self.X[sel])
-
-    def append(self, other: "_Tracks") -> "_Tracks":
-        return _Tracks(*(np.concatenate([a, b]) for a, b in zip(
-            (self.pts, self.kf_pts, self.birth_c, self.birth_d, self.X),
-            (other.pts, other.kf_pts, other.birth_c, other.birth_d, other.X))))
-
-
-# ----------------------------------------------------------------------------- geometry helpers
-
-
-def rotation_from_bearings(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
-    """R minimising sum |b2 - R b1|^2 over unit bearings (M, 3) (Kabsch); batched over leading axes."""
-    M = np.einsum("...ni,...nj->...ij", b2, b1)
-    U, _, Vt = np.linalg.svd(M)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.zeros(M.shape)
-    D[..., 0, 0] = 1.0
-    D[..., 1, 1] = 1.0
-    D[..., 2, 2] = d
-    return U @ D @ Vt
-
-
-def fit_rotation_ransac(
-    b1: np.ndarray, b2: np.ndarray, threshold_rad: float, rng: np.random.Generator, iterations: int = 48
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R (b2 = R b1) by 2-point RANSAC and a least-squares refit; returns (R, inlier mask).
-
-    A pair is an inlier when the angle between b2 and R b1 is below ``threshold_rad``."""
-    n = len(b1)
-    cos_thr = np.cos(threshold_rad)
-    i = rng.integers(0, n, size=iterations)
-    j = (i + rng.integers(1, n, size=iterations)) % n  # a different second point
-    idx = np.stack([i, j], axis=1)
-    Rs = rotation_from_bearings(b1[idx], b2[idx])  # (I, 3, 3)
-    cos = np.einsum("kin,ni->kn", Rs @ b1.T, b2)  # (I, n) cosines between R b1 and b2
-    counts = (cos > cos_thr).sum(axis=1)
-    best = int(np.argmax(counts))
-    R, inliers = Rs[best], cos[best] > cos_thr
-    for _ in range(2):
-        if inliers.sum() < 2:
-            break
-        R = rotation_from_bearings(b1[inliers], b2[inliers])
-        inliers = np.einsum("ni,ni->n", b1 @ R.T, b2) > cos_thr
-    return R, inliers
-
-
-def bearings(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Unit rays (M, 3) in the camera frame of pixels (M, 2)."""
-    p = np.asarray(pixels, dtype=np.float64)
-    x = np.stack([(p[:, 0] - K[0, 2]) / K[0, 0], (p[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(p))], axis=1)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def triangulate_midpoint(
-    c1: np.ndarray, d1: np.ndarray, c2: np.ndarray, d2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Midpoints (M, 3) of the closest points of rays (c, d unit); also the ray parameters s1, s2
-    (depth along each ray) and the angle between the rays (rad)."""
-    w = c1 - c2
-    a = np.einsum("ij,ij->i", d1, d1)
-    b = np.einsum("ij,ij->i", d1, d2)
-    c = np.einsum("ij,ij->i", d2, d2)
-    d = np.einsum("ij,ij->i", d1, w)
-    e = np.einsum("ij,ij->i", d2, w)
-    den = a * c - b * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = (b * e - c * d) / den
-        s2 = (a * e - b * d) / den
-    X = 0.5 * ((c1 + s1[:, None] * d1) + (c2 + s2[:, None] * d2))
-    angle = np.arccos(np.clip(b / np.sqrt(a * c), -1.0, 1.0))
-    return X, s1, s2, angle
-
-
-# ----------------------------------------------------------------------------- estimator
 
 
 class VisualOdometry:
@@ -188,67 +94,15 @@ class VisualOdometry:
         """Settings that change the output (``background`` does not)."""
         return asdict(self.cfg)
 
-    def session(self, intrinsics: Intrinsics) -> "VOSession | BackgroundSession":
-        session = VOSession(self.cfg, intrinsics)
+    def session(self, intrinsics: Intrinsics) -> "VOSession | SelfCalibratingSession | BackgroundSession":
+        """A session for one episode; with ``self_calibration`` and intrinsics that are only a prior
+        (``fov_prior``, ``default``) the focal is first estimated from the video."""
+        if self.cfg.self_calibration and intrinsics.source in PRIOR_SOURCES:
+            session = SelfCalibratingSession(lambda intr: VOSession(self.cfg, intr), intrinsics,
+                                             self.cfg.self_calibration_frames)
+        else:
+            session = VOSession(self.cfg, intrinsics)
         return BackgroundSession(session) if self.background else session
-
-
-class BackgroundSession:
-    """Runs a :class:`VOSession` in one worker thread fed through a bounded queue (frames in order).
-
-    ``step`` checks the frame size at once and returns; an error inside the worker is raised by
-    the next ``step`` or by ``finish``. A session dropped without ``finish`` (the episode failed
-    elsewhere) stops its thread when it is garbage-collected.
-    """
-
-    _STOP = None
-
-    def __init__(self, session: "VOSession", max_pending: int = 8):
-        self.session = session
-        self.queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self.errors: list[BaseException] = []
-        # The thread holds the queue, session and error list, not ``self``, so ``self`` can be collected.
-        self.thread = threading.Thread(target=_background_worker, args=(self.queue, session, self.errors),
-                                       name="vo-session", daemon=True)
-        self.thread.start()
-        self._stopper = weakref.finalize(self, self.queue.put, self._STOP)
-
-    def _raise(self) -> None:
-        if self.errors:
-            raise self.errors[0]
-
-    def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
-             hand_valid: np.ndarray | None = None) -> None:
-        self._raise()
-        self.session.check_frame(image)
-        kp = None if hand_keypoints_2d is None else np.array(hand_keypoints_2d, dtype=np.float64)
-        valid = None if hand_valid is None else np.array(hand_valid, dtype=bool)
-        self.queue.put((image, kp, valid))
-
-    def tracked_points(self) -> np.ndarray:
-        self.queue.join()
-        self._raise()
-        return self.session.tracked_points()
-
-    def finish(self) -> CameraTrack:
-        self._stopper()  # sends the stop marker once
-        self.thread.join()
-        self._raise()
-        return self.session.finish()
-
-
-def _background_worker(q: queue.Queue, session: "VOSession", errors: list[BaseException]) -> None:
-    while True:
-        item = q.get()
-        try:
-            if item is BackgroundSession._STOP:
-                return
-            if not errors:
-                session.step(*item)
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-        finally:
-            q.task_done()
 
 
 class VOSession:
@@ -269,7 +123,7 @@ class VOSession:
         self.valid: list[bool] = []
         self.modes: list[str] = []
         self.prev_grey: np.ndarray | None = None
-        self.tracks = _Tracks.empty()
+        self.tracks = Tracks.empty()
         self.T_world_kf = np.eye(4)
         self.kf_count = 0
         self.last_valid_T = np.eye(4)
@@ -286,9 +140,17 @@ class VOSession:
     def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
              hand_valid: np.ndarray | None = None) -> None:
         """Process one RGB uint8 frame of the source size; hand keypoints (2, 21, 2) source px."""
+        self.step_prepared(*self.prepare(image, hand_keypoints_2d, hand_valid))
+
+    def prepare(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
+                hand_valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The grey working-grid image of a frame and its feature mask (hands, forearms, border off)."""
         grey = self._grey(image)
         kp = None if hand_keypoints_2d is None else scale_keypoints(hand_keypoints_2d, self.scale)
-        mask = feature_mask(grey.shape[0], grey.shape[1], kp, hand_valid, self.cfg.mask)
+        return grey, feature_mask(grey.shape[0], grey.shape[1], kp, hand_valid, self.cfg.mask)
+
+    def step_prepared(self, grey: np.ndarray, mask: np.ndarray) -> None:
+        """Process one frame given as :meth:`prepare` returns it."""
         if self.prev_grey is None:
             self._restart(grey, mask, np.eye(4))
             self._record(np.eye(4), True, "first")
@@ -317,7 +179,8 @@ class VOSession:
         processing = {**self.counts, "rotation_only_segments": segments, "frames": n,
                       "valid_frames": int(valid.sum()), "working_size": list(self.size)}
         return CameraTrack(poses, valid, translation_metric=False, static=False, world_frame="first_camera",
-                           estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing)
+                           estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing,
+                           intrinsics=self.src)
 
     # ------------------------------------------------------------------ stages
 
@@ -343,7 +206,7 @@ class VOSession:
 
     def _restart(self, grey: np.ndarray, mask: np.ndarray, T_world_cam: np.ndarray) -> None:
         """Start a segment on this frame: fresh corners, no map, keyframe here."""
-        self.tracks = _Tracks.empty()
+        self.tracks = Tracks.empty()
         self.prev_grey = grey
         self._new_keyframe(grey, mask, T_world_cam)
 
@@ -361,7 +224,7 @@ class VOSession:
                 pts = corners.reshape(-1, 2).astype(np.float32)
                 d = bearings(pts, self.K) @ T_world_cam[:3, :3].T
                 c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
-                new = _Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
+                new = Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
                 self.tracks = self.tracks.append(new)
         self.tracks.kf_pts = self.tracks.pts.copy()
         self.T_world_kf = np.array(T_world_cam, dtype=np.float64)
