@@ -41,6 +41,7 @@ from .calibrating_session import PRIOR_SOURCES, SelfCalibratingSession
 from .bearings import bearings, fit_rotation_ransac, triangulate_midpoint
 from .masks import MaskConfig, feature_mask, points_allowed, scale_keypoints
 from .tracks import Tracks
+from .two_view import TwoViewFit, fit_two_view
 
 NAME = "vo"
 VERSION = "1.0"
@@ -64,6 +65,8 @@ class VOConfig:
     min_parallax_px: float = 0.5
     min_triangulation_deg: float = 1.0
     min_init_angle_deg: float = 3.0
+    min_stable_frames: int = 2
+    stable_direction_deg: float = 5.0
     keyframe_track_ratio: float = 0.7
     keyframe_min_map_ratio: float = 0.25
     min_keyframe_gap: int = 1
@@ -131,7 +134,10 @@ class VOSession:
         self.force_keyframe = False
         self.kf_frame = 0
         self.counts = {"keyframes": 0, "reinitialisations": 0, "map_initialisations": 0,
-                       "pnp_frames": 0, "essential_frames": 0, "rotation_only_frames": 0}
+                       "pnp_frames": 0, "essential_frames": 0, "homography_frames": 0,
+                       "rotation_only_frames": 0}
+        self.last_motion: tuple[int, np.ndarray] | None = None  # (keyframe, unit t) of the last two-view pose
+        self.stable_count = 0
         self.lk = dict(winSize=(cfg.klt_window, cfg.klt_window), maxLevel=cfg.klt_levels,
                        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
@@ -201,7 +207,7 @@ class VOSession:
         self.modes.append(mode)
         if valid:
             self.last_valid_T = np.array(T, dtype=np.float64)
-        if mode in ("pnp", "essential", "rotation"):
+        if mode in ("pnp", "essential", "homography", "rotation"):
             self.counts[f"{'rotation_only' if mode == 'rotation' else mode}_frames"] += 1
 
     def _restart(self, grey: np.ndarray, mask: np.ndarray, T_world_cam: np.ndarray) -> None:
@@ -291,58 +297,56 @@ class VOSession:
         b1, b2 = bearings(tr.kf_pts, self.K), bearings(tr.pts, self.K)
         thr = self.cfg.ransac_threshold_px / self.f
         R_ck, rot_inl = fit_rotation_ransac(b1, b2, thr, self.rng)
-        parallax_px = float(np.median(np.linalg.norm(b1 @ R_ck.T - b2, axis=-1))) * self.f
-        T_kf_cur_rot = se3(R_ck.T, np.zeros(3))
-        if parallax_px < self.cfg.min_parallax_px:
+        rotation_T = self.T_world_kf @ se3(R_ck.T, np.zeros(3))
+        fit = fit_two_view(tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64), self.K, R_ck, rot_inl,
+                           self.cfg.ransac_threshold_px, self._predicted_T_kf_cur())
+        if fit is not None and fit.kind == "rotation":
             if rot_inl.sum() < self.cfg.min_tracks:
                 return None, "lost"
             self.tracks = tr.keep(rot_inl | (np.linalg.norm(b1 @ R_ck.T - b2, axis=-1) < 3 * thr))
-            return self.T_world_kf @ T_kf_cur_rot, "rotation"
-        T = self._essential()
+            self.last_motion = None
+            return rotation_T, "rotation"
+        T = self._pose_from_motion(fit) if fit is not None else None
         if T is not None:
-            return T, "essential"
+            return T, fit.kind
         if rot_inl.sum() >= self.cfg.min_tracks and rot_inl.mean() > 0.8:
-            return self.T_world_kf @ T_kf_cur_rot, "rotation"
+            return rotation_T, "rotation"
         return None, "lost"
 
-    def _essential(self) -> np.ndarray | None:
-        tr = self.tracks
-        p1, p2 = tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64)
-        E, inl = cv2.findEssentialMat(p1, p2, self.K, cv2.USAC_DEFAULT, 0.999, self.cfg.ransac_threshold_px)
-        if E is None or E.shape != (3, 3) or inl is None:
+    def _predicted_T_kf_cur(self) -> np.ndarray | None:
+        """Constant-velocity prediction of this frame's pose relative to the keyframe (None without
+        two valid previous poses)."""
+        if len(self.poses) < 2 or not (self.valid[-1] and self.valid[-2]):
             return None
-        inl = inl.ravel() > 0
-        if inl.sum() < self.cfg.min_tracks:
+        T_prev, T_prev2 = self.poses[-1], self.poses[-2]
+        return se3_inverse(self.T_world_kf) @ T_prev @ se3_inverse(T_prev2) @ T_prev
+
+    def _pose_from_motion(self, fit: TwoViewFit) -> np.ndarray | None:
+        """Pose from the kept homography/essential decomposition; the scale makes the inliers' median
+        depth equal the current depth unit. Once the triangulation angle is large enough and the
+        decomposition has been stable over ``min_stable_frames`` frames, the inliers become the map."""
+        m, inl = fit.motion, fit.inliers
+        if m.in_front.sum() < self.cfg.min_tracks:
             return None
-        # Of the four (R, t) in E, keep the one that puts most inliers in front of both cameras
-        # (triangulated with a unit baseline in the keyframe frame; no distance cut-off, since with a
-        # short baseline every point is "far").
-        d1_kf = bearings(p1[inl], self.K)
-        b2 = bearings(p2[inl], self.K)
-        best = None
-        R_a, R_b, t = cv2.decomposeEssentialMat(E)
-        for R, tt in ((R_a, t), (R_a, -t), (R_b, t), (R_b, -t)):
-            T_kf_cur = se3_inverse(se3(R, tt.ravel()))
-            c2 = np.tile(T_kf_cur[:3, 3], (len(d1_kf), 1))
-            Xk, s1, s2, ang = triangulate_midpoint(np.zeros_like(c2), d1_kf, c2, b2 @ T_kf_cur[:3, :3].T)
-            in_front = (s1 > 0) & (s2 > 0)
-            if best is None or in_front.sum() > best[1].sum():
-                best = (T_kf_cur, in_front, Xk, ang)
-        T_kf_cur, in_front, Xk, ang = best
-        if in_front.sum() < self.cfg.min_tracks:
-            return None
-        good = in_front & (ang > np.deg2rad(self.cfg.min_triangulation_deg))
-        # Fix the scale so that the inliers' median depth equals the current depth unit; the median
-        # over all points (not only the well-triangulated, nearer ones) keeps the unit unbiased.
-        scale = self.depth_unit / float(np.median(Xk[in_front, 2]))
+        stable = (self.last_motion is not None and self.last_motion[0] == self.kf_frame
+                  and float(m.t @ self.last_motion[1]) > np.cos(np.deg2rad(self.cfg.stable_direction_deg)))
+        self.stable_count = self.stable_count + 1 if stable else 0
+        self.last_motion = (self.kf_frame, m.t)
+        good = m.in_front & (m.angle > np.deg2rad(self.cfg.min_triangulation_deg))
+        # The median over all points in front (not only the well-triangulated, nearer ones) keeps
+        # the depth unit unbiased.
+        scale = self.depth_unit / float(np.median(m.X_kf[m.in_front, 2]))
+        T_kf_cur = m.T_kf_cur
         T_kf_cur[:3, 3] *= scale
         T = self.T_world_kf @ T_kf_cur
         init_angle = np.deg2rad(self.cfg.min_init_angle_deg)
-        if good.sum() < self.cfg.min_tracks or np.median(ang[in_front]) < init_angle:
-            return T  # a pose, but too little baseline for a reliable map yet
+        if (good.sum() < self.cfg.min_tracks or np.median(m.angle[m.in_front]) < init_angle
+                or self.stable_count < self.cfg.min_stable_frames):
+            return T  # a pose, but too little baseline (or a still-changing solution) for a map yet
+        tr = self.tracks
         X = np.full((len(tr), 3), np.nan)
         rows = np.flatnonzero(inl)[good]
-        X[rows] = Xk[good] * scale @ self.T_world_kf[:3, :3].T + self.T_world_kf[:3, 3]
+        X[rows] = m.X_kf[good] * scale @ self.T_world_kf[:3, :3].T + self.T_world_kf[:3, 3]
         self.tracks.X = X
         self.tracks = self.tracks.keep(inl)
         self.counts["map_initialisations"] += 1
