@@ -88,7 +88,7 @@ class Intrinsics:
     """Pinhole intrinsics in pixels of the frame as a person sees it (rotation applied).
 
     ``source`` says where the numbers came from: ``"dataset"``, ``"sidecar"``, ``"fov_prior"``,
-    ``"calibration"``, ``"default"``.
+    ``"calibration"``, ``"default"``, ``"self_calibrated"`` (focal estimated from the video).
     """
 
     fx: float

@@ -202,8 +202,9 @@ def test_registry():
         none.step(np.zeros((48, 64, 3), np.uint8), np.full((2, 21, 2), np.nan), np.zeros(2, bool))
     track = none.finish()
     assert len(track.valid) == 3 and not track.valid.any() and track.estimator == "none"
-    with pytest.raises(ValueError, match="pycolmap is not installed"):
-        create_camera_estimator("colmap")
+    assert create_camera_estimator("colmap", keyframe_stride=2).config()["keyframe_stride"] == 2
+    with pytest.raises(ValueError, match="refine_focal"):
+        create_camera_estimator("colmap", refine_focal="sometimes")
     with pytest.raises(ValueError, match="ground-truth"):
         create_camera_estimator("given")
     with pytest.raises(ValueError, match="unknown camera estimator"):
