@@ -117,12 +117,14 @@ def focal_of(track, intr: Intrinsics) -> float:
     return float((used or intr).fx)
 
 
-def accuracy_rows(cameras: list[str]) -> list[tuple]:
+def accuracy_rows(cameras: list[str], only: str | None = None) -> list[tuple]:
     rows = []
     for name, (frames, K, T) in accuracy_scenes().items():
         h, w = frames[0].shape[:2]
         for label, intr in (("sidecar", Intrinsics.from_K(K, w, h, "sidecar")),
                             ("no sidecar", Intrinsics.from_fov(w, h, 90.0))):
+            if only and only not in f"{name} {label}":
+                continue
             for camera in cameras:
                 track, ms = run_camera(camera, frames, intr)
                 acc = accuracy(track.T_world_cam, T, track.valid)
@@ -211,6 +213,7 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--cameras", default="vo", help="comma-separated estimators for the accuracy suite")
+    ap.add_argument("--only", default=None, help="rendered scenes whose 'name K' contains this text")
     ap.add_argument("--vo", action="append", default=[], metavar="KEY=JSON",
                     help="VO config override for the accuracy suite (ablations), e.g. self_calibration=false")
     args = ap.parse_args()
@@ -222,7 +225,7 @@ def main() -> None:
           f"python {platform.python_version()}, opencv {cv2.__version__}; cv2 threads = 1")
     cameras = args.cameras.split(",")
     if not args.skip_accuracy:
-        rows = accuracy_rows(cameras) + (egodex_rows(cameras) if args.nc else [])
+        rows = accuracy_rows(cameras, args.only) + (egodex_rows(cameras) if args.nc else [])
         print_accuracy(rows)
     if args.skip_speed:
         return

@@ -209,3 +209,12 @@ def test_registry():
         create_camera_estimator("given")
     with pytest.raises(ValueError, match="unknown camera estimator"):
         create_camera_estimator("slam")
+
+
+def test_a_black_video_is_invalid_with_a_reason():
+    session = VisualOdometry(background=False).session(Intrinsics.from_fov(320, 240, 70.0))
+    for _ in range(8):
+        session.step(np.zeros((240, 320, 3), np.uint8), None, None)
+    track = session.finish()
+    assert not track.valid[1:].any() and track.processing["invalid_reasons"] == {"too_few_tracks": 7}
+    assert track.processing["self_calibration"]["reason"] and track.intrinsics.source == "fov_prior"

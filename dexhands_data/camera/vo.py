@@ -29,6 +29,7 @@ Per frame (on a grey copy downscaled so its longer side is ``working_long_side``
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -138,6 +139,7 @@ class VOSession:
                        "rotation_only_frames": 0}
         self.last_motion: tuple[int, np.ndarray] | None = None  # (keyframe, unit t) of the last two-view pose
         self.stable_count = 0
+        self.invalid_reasons: Counter = Counter()
         self.lk = dict(winSize=(cfg.klt_window, cfg.klt_window), maxLevel=cfg.klt_levels,
                        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
@@ -164,6 +166,7 @@ class VOSession:
         self._track(grey, mask)
         T, mode = self._estimate()
         if T is None:
+            self.invalid_reasons[mode] += 1
             self.counts["reinitialisations"] += 1
             self._record(self.last_valid_T, False, "lost")
             self._restart(grey, mask, self.last_valid_T)
@@ -183,7 +186,10 @@ class VOSession:
         rot = np.array([m == "rotation" for m in self.modes], bool)
         segments = int(np.sum(rot & ~np.concatenate([[False], rot[:-1]]))) if n else 0
         processing = {**self.counts, "rotation_only_segments": segments, "frames": n,
-                      "valid_frames": int(valid.sum()), "working_size": list(self.size)}
+                      "valid_frames": int(valid.sum()), "working_size": list(self.size),
+                      # why frames are invalid: fewer than min_tracks features tracked (blank, dark
+                      # or featureless frames, cuts) or no two-view model fits the tracks
+                      "invalid_reasons": dict(self.invalid_reasons)}
         return CameraTrack(poses, valid, translation_metric=False, static=False, world_frame="first_camera",
                            estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing,
                            intrinsics=self.src)
@@ -253,7 +259,7 @@ class VOSession:
     def _estimate(self) -> tuple[np.ndarray | None, str]:
         tr = self.tracks
         if len(tr) < self.cfg.min_tracks:
-            return None, "lost"
+            return None, "too_few_tracks"
         has_X = np.isfinite(tr.X).all(axis=1)
         if has_X.sum() >= self.cfg.min_pnp_points:
             T = self._pnp(has_X)
@@ -302,7 +308,7 @@ class VOSession:
                            self.cfg.ransac_threshold_px, self._predicted_T_kf_cur())
         if fit is not None and fit.kind == "rotation":
             if rot_inl.sum() < self.cfg.min_tracks:
-                return None, "lost"
+                return None, "no_model"
             self.tracks = tr.keep(rot_inl | (np.linalg.norm(b1 @ R_ck.T - b2, axis=-1) < 3 * thr))
             self.last_motion = None
             return rotation_T, "rotation"
@@ -311,7 +317,7 @@ class VOSession:
             return T, fit.kind
         if rot_inl.sum() >= self.cfg.min_tracks and rot_inl.mean() > 0.8:
             return rotation_T, "rotation"
-        return None, "lost"
+        return None, "no_model"
 
     def _predicted_T_kf_cur(self) -> np.ndarray | None:
         """Constant-velocity prediction of this frame's pose relative to the keyframe (None without
