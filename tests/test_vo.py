@@ -88,7 +88,7 @@ def test_pure_rotation_is_recovered_per_pair_and_over_60_frames(rotation_clip):
     assert track.processing["rotation_only_frames"] == 59 and track.processing["rotation_only_segments"] == 1
     np.testing.assert_allclose(track.T_world_cam[:, :3, 3], 0.0, atol=1e-12)
     assert track.translation_metric is False and track.world_frame == "first_camera"
-    assert track.estimator == "vo==1.0"
+    assert track.estimator == "vo==1.1"
 
 
 def test_general_motion_in_a_textured_3d_scene(planes_clip):

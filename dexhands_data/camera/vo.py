@@ -13,16 +13,18 @@ Per frame (on a grey copy downscaled so its longer side is ``working_long_side``
 2. Pose:
    * with >= ``min_pnp_points`` tracks that have a triangulated 3D point: PnP + RANSAC, then
      Levenberg-Marquardt refinement on the inliers (scale propagates through the map);
-   * otherwise two-view against the current keyframe, with model selection: a pure-rotation model
-     (the homography ``K R K^-1``, fitted as a rotation of bearing vectors with RANSAC) is kept
-     when the rotation-compensated parallax is below ``min_parallax_px``; else the essential
-     matrix (5-point USAC) gives R and the translation direction (the decomposition with most
-     points in front of both cameras), the scale is set from the median depth unit, and once the
-     triangulation angle reaches ``min_init_angle_deg`` the inliers become a new 3D map.
+   * otherwise two-view against the current keyframe (:mod:`.two_view`): rotation, homography
+     and essential matrix, the one with the lowest GRIC kept; of a homography's or essential
+     matrix's decompositions the one closest to the constant-velocity prediction; the scale is
+     set from the median depth unit, and once the triangulation angle reaches
+     ``min_init_angle_deg`` and the decomposition has been stable for ``min_stable_frames`` the
+     inliers become a new 3D map.
 3. Keyframes: when too few tracks survive or too few of them have 3D points, tracks without a
    point are triangulated from their first observation (ray angle >= ``min_triangulation_deg``)
    and new corners are detected away from hands, borders and existing tracks.
-4. When no model can be fitted (too few tracks, degenerate geometry) the frame is marked invalid
+4. With intrinsics that are only a prior, the focal is first self-calibrated over the first
+   ``self_calibration_frames`` (:mod:`.calibrating_session`).
+5. When no model can be fitted (too few tracks, degenerate geometry) the frame is marked invalid
    and tracking re-initialises on it; the new segment is anchored at the last valid pose (the
    motion across the gap is unknown, which the invalid frame between the segments records).
 """
@@ -45,7 +47,7 @@ from .tracks import Tracks
 from .two_view import TwoViewFit, fit_two_view
 
 NAME = "vo"
-VERSION = "1.0"
+VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,6 @@ class VOConfig:
     min_pnp_points: int = 15
     pnp_reprojection_px: float = 2.0
     ransac_threshold_px: float = 1.0
-    min_parallax_px: float = 0.5
     min_triangulation_deg: float = 1.0
     min_init_angle_deg: float = 3.0
     min_stable_frames: int = 2
