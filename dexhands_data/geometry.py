@@ -105,11 +105,12 @@ class Intrinsics:
 
     @classmethod
     def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> "Intrinsics":
-        """Square pixels, principal point at the centre, fx = 0.5 W / tan(hfov / 2)."""
+        """Square pixels, principal point at the image centre ((W - 1) / 2, (H - 1) / 2 under the
+        pixel-centre convention, pixel i covering [i - 0.5, i + 0.5]), fx = 0.5 W / tan(hfov / 2)."""
         if not 1.0 < horizontal_fov_deg < 179.0:
             raise ValueError(f"horizontal field of view must be in (1, 179) degrees, got {horizontal_fov_deg}")
         f = 0.5 * width / np.tan(np.deg2rad(horizontal_fov_deg) / 2.0)
-        return cls(float(f), float(f), width / 2.0, height / 2.0, int(width), int(height), "fov_prior")
+        return cls(float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height), "fov_prior")
 
     @classmethod
     def from_K(cls, K: np.ndarray, width: int, height: int, source: str = "dataset") -> "Intrinsics":
