@@ -74,7 +74,7 @@ def test_3d_lands_on_the_stored_2d_on_a_real_track(landmarker):
     assert np.median(err) < 1e-3 and err.max() < 0.01  # px; float32 storage rounding only
     assert track.processing["reprojection_px_median"] < 1e-3
     # the legacy translation-only lift misses its own 2D by pixels
-    legacy = replay_track(landmarker, LiftConfig("translation", False, "frame", smoother=SmootherConfig("none")))
+    legacy = replay_track(landmarker, LiftConfig("rigid", False, "frame", pose="translation", smoother=SmootherConfig("none")))
     err_legacy = np.linalg.norm(project(legacy.keypoints_cam[v], landmarker[1].K) - legacy.keypoints_2d[v], axis=-1)
     assert np.median(err_legacy) > 2.0
     # what ran is recorded
@@ -109,8 +109,8 @@ def test_smoother_reduces_depth_jitter_without_lag_on_a_real_track(landmarker):
 def test_one_hand_size_per_track_on_a_real_track(landmarker):
     """MediaPipe's own hand size drifts over the clip; with hand_size="track" the lifted shape keeps
     the track's bones, so the hand's 3D size (palm) varies much less from frame to frame."""
-    per_frame = replay_track(landmarker, LiftConfig("translation", True, "frame", smoother=SmootherConfig("none")))
-    per_track = replay_track(landmarker, LiftConfig("translation", True, "track", smoother=SmootherConfig("none")))
+    per_frame = replay_track(landmarker, LiftConfig("rigid", True, "frame", smoother=SmootherConfig("none")))
+    per_track = replay_track(landmarker, LiftConfig("rigid", True, "track", smoother=SmootherConfig("none")))
     v = per_frame.valid[:, RIGHT] & per_track.valid[:, RIGHT]
     bones_f = bone_lengths(per_frame.keypoints_cam[v, RIGHT].astype(np.float64))
     bones_t = bone_lengths(per_track.keypoints_cam[v, RIGHT].astype(np.float64))

@@ -9,12 +9,15 @@ frames starts a new track, whose hand size is estimated afresh):
 
 1. **Viewing ray** (``ray_rotation``): the shape is rotated by the rotation that takes the optical
    axis onto the ray through the hand's 2D centre, as a crop-based estimator sees the hand along
-   that ray (on by default; measured in ``docs/hands.md``).
+   that ray; on a wide field of view (EgoDex 105 deg) hands sit up to ~50 deg off the axis.
 2. **One hand size per track** (``hand_size="track"``): each frame's shape is scaled so that its
    bone lengths match the track's, the per-bone median over the track (robust to the frames where
    the estimator's shape shrinks or grows). ``"frame"`` keeps every frame's own size.
 3. **Depth**: the scaled shape is placed by :func:`geometry.lift_to_camera` (translation that best
-   reprojects it onto the 2D); each keypoint's depth is that of the placed shape.
+   reprojects it onto the 2D), then (``pose="pnp"``) its rotation and translation are refined
+   together (OpenCV's iterative PnP from that start): MediaPipe's world landmarks are 12-31 deg
+   off the camera axes, so a translation alone cannot fit the 2D foreshortening. Each keypoint's
+   depth is that of the placed shape.
 4. **Temporal smoothing** (:mod:`.smoothing`): the log depth of the wrist and the keypoints' depth
    offsets from the wrist are smoothed over the track (forward-backward, whole track).
 5. **Back-projection**: each keypoint is put on its own 2D ray at its (smoothed) depth, so the 3D
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 
 from ..geometry import lift_to_camera, unproject
@@ -36,28 +40,44 @@ from .smoothing import SmootherConfig, rts_smooth
 class LiftConfig:
     """How hands are lifted to 3D (hashed into the estimator config; see the module doc).
 
-    ``method``: ``"backproject"`` (3D on the 2D rays) or ``"translation"`` (the placed shape as it
-    is, which does not reproject onto the 2D). ``ray_rotation``: rotate the shape onto the viewing
+    ``method``: ``"backproject"`` (3D on the 2D rays) or ``"rigid"`` (the placed shape as it is,
+    which does not reproject onto the 2D; with ``pose="translation"``, ``hand_size="frame"``, no
+    ray rotation and no smoother it is the per-frame lift of ``step()``). ``ray_rotation``: rotate the shape onto the viewing
     ray first. ``hand_size``: ``"track"`` or ``"frame"``. ``restart_gap``: a slot missing for more
-    than this many frames starts a new track. ``smoother``: depth smoothing over each track.
+    than this many frames starts a new track. ``pose``: ``"pnp"`` (rotation and translation) or
+    ``"translation"``. ``smoother``: depth smoothing over each track.
     """
 
     method: str = "backproject"
     ray_rotation: bool = True
     hand_size: str = "track"
     restart_gap: int = 5
+    pose: str = "pnp"
     smoother: SmootherConfig = field(default_factory=SmootherConfig)
 
     def __post_init__(self):
-        if self.method not in ("backproject", "translation"):
-            raise ValueError(f"lift method must be 'backproject' or 'translation', got {self.method!r}")
+        if self.method not in ("backproject", "rigid"):
+            raise ValueError(f"lift method must be 'backproject' or 'rigid', got {self.method!r}")
         if self.hand_size not in ("track", "frame"):
             raise ValueError(f"hand_size must be 'track' or 'frame', got {self.hand_size!r}")
         if self.restart_gap < 0:
             raise ValueError("restart_gap must be >= 0")
+        if self.pose not in ("pnp", "translation"):
+            raise ValueError(f"pose must be 'pnp' or 'translation', got {self.pose!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _pnp(shape: np.ndarray, uv: np.ndarray, K: np.ndarray, t0: np.ndarray) -> np.ndarray | None:
+    """``shape`` (21, 3) m rotated and translated (from rotation 0, translation ``t0``) to best
+    reproject onto ``uv`` with K (Levenberg-Marquardt); None if it fails or lands behind the camera."""
+    ok, rvec, tvec = cv2.solvePnP(shape, uv, K, None, np.zeros(3), t0.copy(), True, cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return None
+    R = cv2.Rodrigues(rvec)[0]
+    P = shape @ R.T + tvec.ravel()
+    return P if np.all(P[:, 2] > 0) else None
 
 
 def ray_rotation(pixel: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -138,7 +158,11 @@ def lift_slot(keypoints_2d: np.ndarray, world: np.ndarray, valid: np.ndarray, K:
                 continue
             if np.all(lift.points_cam[:, 2] > 0):
                 placed[j], depth[j], residual[t] = lift.points_cam, lift.points_cam[:, 2], lift.residual_px
-        if cfg.method == "translation":
+                if cfg.pose == "pnp":
+                    p = _pnp(shape[j] * s[j], uv[t], K, lift.translation)
+                    if p is not None:
+                        placed[j], depth[j] = p, p[:, 2]
+        if cfg.method == "rigid":
             out[seg] = placed
             continue
         span = np.arange(seg[0], seg[-1] + 1)  # the smoother bridges the short gaps inside a track
