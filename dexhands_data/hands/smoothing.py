@@ -35,6 +35,12 @@ class SmootherConfig:
             raise ValueError("smoother noise levels must be > 0")
 
 
+def _inv2(M: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x2 matrix (closed form)."""
+    a, b, c, d = M[0, 0], M[0, 1], M[1, 0], M[1, 1]
+    return np.array([[d, -b], [-c, a]]) / (a * d - b * c)
+
+
 def rts_smooth(series: np.ndarray, cfg: SmootherConfig = SmootherConfig()) -> np.ndarray:
     """Smoothed copy of ``series`` (T, D) (or (T,)). A row with any NaN is treated as missing and
     bridged by the model. ``kind="none"`` (or fewer than two measured rows) returns a copy."""
@@ -69,7 +75,7 @@ def rts_smooth(series: np.ndarray, cfg: SmootherConfig = SmootherConfig()) -> np
         x_f[t], P_f[t] = x, P
     xs = x_f.copy()
     for t in range(T - 2, -1, -1):
-        G = P_f[t] @ F.T @ np.linalg.inv(P_p[t + 1])
+        G = P_f[t] @ F.T @ _inv2(P_p[t + 1])
         xs[t] = x_f[t] + G @ (xs[t + 1] - x_p[t + 1])
     out = xs[:, 0]
     return out[:, 0] if squeeze else out

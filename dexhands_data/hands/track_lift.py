@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from ..geometry import lift_to_camera, unproject
+from ..geometry import lift_to_camera, project, unproject
 from ..keypoints import NUM_HANDS, NUM_KEYPOINTS, WRIST, bone_lengths
 from .smoothing import SmootherConfig, rts_smooth
 
@@ -69,23 +69,39 @@ class LiftConfig:
         return asdict(self)
 
 
-def _pnp(shape: np.ndarray, uv: np.ndarray, K: np.ndarray, t0: np.ndarray) -> np.ndarray | None:
-    """``shape`` (21, 3) m rotated and translated (from rotation 0, translation ``t0``) to best
-    reproject onto ``uv`` with K (Levenberg-Marquardt); None if it fails or lands behind the camera."""
-    ok, rvec, tvec = cv2.solvePnP(shape, uv, K, None, np.zeros(3), t0.copy(), True, cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
-        return None
-    R = cv2.Rodrigues(rvec)[0]
-    P = shape @ R.T + tvec.ravel()
-    return P if np.all(P[:, 2] > 0) else None
+def _place(shape: np.ndarray, uv: np.ndarray, K: np.ndarray, pose: str) -> tuple[np.ndarray, float]:
+    """``shape`` (21, 3) m placed in the camera to reproject onto ``uv`` (21, 2) px: the translation
+    (closed form; Gauss-Newton too when it is the final pose), then for ``pose="pnp"`` rotation and
+    translation together (OpenCV's iterative PnP, Levenberg-Marquardt from that start). Returns the
+    placed points and their RMS pixel residual, or NaN points if every placement fails or lands a
+    keypoint behind the camera."""
+    failed = np.full((NUM_KEYPOINTS, 3), np.nan), float("nan")
+    try:
+        lift = lift_to_camera(shape, uv, K, refine_iterations=0 if pose == "pnp" else 3)
+    except np.linalg.LinAlgError:
+        return failed
+    best = lift.points_cam if np.all(lift.points_cam[:, 2] > 0) else None
+    if pose == "pnp" and best is not None:
+        ok, rvec, tvec = cv2.solvePnP(shape, uv, K, None, np.zeros(3), lift.translation.copy(), True,
+                                      cv2.SOLVEPNP_ITERATIVE)
+        if ok:
+            P = shape @ cv2.Rodrigues(rvec)[0].T + tvec.ravel()
+            if np.all(P[:, 2] > 0):
+                best = P
+    if best is None:
+        return failed
+    err = np.linalg.norm(project(best, K) - uv, axis=-1)
+    return best, float(np.sqrt(np.mean(err**2)))
 
 
 def ray_rotation(pixel: np.ndarray, K: np.ndarray) -> np.ndarray:
     """3x3 rotation taking the optical axis (0, 0, 1) onto the viewing ray of ``pixel`` (u, v), the
     smallest such rotation (axis perpendicular to both)."""
-    d = np.linalg.solve(np.asarray(K, dtype=np.float64), [pixel[0], pixel[1], 1.0])
+    K = np.asarray(K, dtype=np.float64)
+    y = (pixel[1] - K[1, 2]) / K[1, 1]
+    d = np.array([(pixel[0] - K[0, 2] - K[0, 1] * y) / K[0, 0], y, 1.0])
     d /= np.linalg.norm(d)
-    axis = np.cross([0.0, 0.0, 1.0], d)
+    axis = np.array([-d[1], d[0], 0.0])  # (0, 0, 1) x d
     s, c = np.linalg.norm(axis), d[2]
     if s < 1e-12:
         return np.eye(3)
@@ -142,26 +158,17 @@ def lift_slot(keypoints_2d: np.ndarray, world: np.ndarray, valid: np.ndarray, K:
     for seg in segments:
         shape = W[seg]
         if cfg.ray_rotation:
-            shape = np.stack([s @ ray_rotation(u.mean(axis=0), K).T for s, u in zip(shape, uv[seg])])
+            shape = np.stack([w @ ray_rotation(u.mean(axis=0), K).T for w, u in zip(shape, uv[seg])])
         if cfg.hand_size == "track":
             s = size_scale(shape, track_bone_lengths(shape))
             s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
         else:
             s = np.ones(len(seg))
         scale[seg] = s
-        depth = np.full((len(seg), NUM_KEYPOINTS), np.nan)
         placed = np.full((len(seg), NUM_KEYPOINTS, 3), np.nan)
         for j, t in enumerate(seg):
-            try:
-                lift = lift_to_camera(shape[j] * s[j], uv[t], K)
-            except np.linalg.LinAlgError:
-                continue
-            if np.all(lift.points_cam[:, 2] > 0):
-                placed[j], depth[j], residual[t] = lift.points_cam, lift.points_cam[:, 2], lift.residual_px
-                if cfg.pose == "pnp":
-                    p = _pnp(shape[j] * s[j], uv[t], K, lift.translation)
-                    if p is not None:
-                        placed[j], depth[j] = p, p[:, 2]
+            placed[j], residual[t] = _place(shape[j] * s[j], uv[t], K, cfg.pose)
+        depth = placed[..., 2]
         if cfg.method == "rigid":
             out[seg] = placed
             continue
