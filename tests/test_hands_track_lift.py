@@ -288,3 +288,34 @@ def test_interpolated_hand_keeps_its_shape_while_turning():
     assert np.all(box(mid) > 0.9 * np.minimum(box(a), box(b)))
     np.testing.assert_allclose(interpolate_hand(a, b, 0.0), a, atol=1e-12)
     np.testing.assert_allclose(interpolate_hand(a, b, 1.0), b, atol=1e-12)
+
+
+@pytest.mark.noncommercial
+def test_filled_hands_keep_their_size_on_the_real_egocentric_clip(shared_data):
+    """The 1080p egocentric clip, both hands: every filled hand is about as large as its neighbours
+    (a per-keypoint blend had collapsed the left hand at frame 111 to 133x36 px from 136x95 px),
+    lands on its 2D, and a gap whose ends are mirror images (another hand took the slot) stays open."""
+    src = VideosSource()
+    ep = src.open(src.discover(str(shared_data / "egocentric_video_nc"))[0])
+    session = MediaPipeHands(model_complexity=1).session(ep.intrinsics)
+    for frame in ep.frames():
+        session.step(frame)
+    track = session.finish()
+    filled = np.argwhere(track.valid & (track.confidence.max(axis=-1) == 0))
+    assert track.processing["gap_frames_filled"] == len(filled) >= 1
+    for t, h in filled:
+        box = np.ptp(track.keypoints_2d[t, h], axis=0)
+        ends = [np.ptp(track.keypoints_2d[u, h], axis=0) for u in (t - 1, t + 1) if track.valid[u, h]]
+        assert np.all(box >= 0.8 * np.min(ends, axis=0))
+        err = np.linalg.norm(project(track.keypoints_cam[t, h], ep.intrinsics.K) - track.keypoints_2d[t, h], axis=-1)
+        assert err.max() < 0.01
+    assert track.processing["gaps_not_filled_mirrored"] >= 1 and not track.valid[111, LEFT]
+
+
+def test_mirror_image_is_not_a_rotation():
+    from dexhands_data.hands.postprocess import is_mirrored
+
+    uv = project(right_hand_palm_to_camera() + [0.0, 0.0, 0.5], K640.K)
+    turned = (uv - uv.mean(0)) @ np.array([[0.0, -1.0], [1.0, 0.0]]).T + uv.mean(0)
+    mirror = uv * [-1.0, 1.0]
+    assert not is_mirrored(uv, turned) and is_mirrored(uv, mirror)

@@ -276,6 +276,7 @@ class MediaPipeSession:
             **lift_info,
             "lift_intrinsics_source": intr.source,
             "gap_frames_filled": int(filled),
+            "gaps_not_filled_mirrored": int(track.processing.get("gaps_not_filled_mirrored", 0)),
             "postprocess": cfg.to_dict(),
             "frames_left_valid": int(track.valid[:, LEFT].sum()),
             "frames_right_valid": int(track.valid[:, RIGHT].sum()),

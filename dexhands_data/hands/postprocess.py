@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..geometry import matrix_from_rotvec, project, rotvec_from_matrix
+from ..geometry import matrix_from_rotvec, rotvec_from_matrix, unproject
 from ..keypoints import FINGERTIPS, LEFT, NUM_HANDS, RIGHT, WRIST, keypoint_index
 from ..records import HandTrack
 
@@ -260,6 +260,14 @@ def _rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (U @ D @ Vt).T
 
 
+def is_mirrored(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when 2D keypoints ``b`` (21, 2) fit ``a`` better as a mirror image than as a rotation
+    (the cross-covariance has a negative determinant)."""
+    X = np.asarray(a, dtype=np.float64) - np.mean(a, axis=0)
+    Y = np.asarray(b, dtype=np.float64) - np.mean(b, axis=0)
+    return bool(np.linalg.det(X.T @ Y) < 0)
+
+
 def _rotation_power(R: np.ndarray, w: float) -> np.ndarray:
     """R^w for a 2D or 3D rotation (the rotation by w times R's angle about its axis)."""
     if R.shape == (2, 2):
@@ -284,34 +292,44 @@ def interpolate_hand(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
 def fill_short_gaps(track: HandTrack, max_gap: int, K: np.ndarray | None = None) -> int:
     """Fill runs of <= ``max_gap`` invalid frames between two valid frames of a slot. In place.
 
-    Each filled hand keeps its shape (:func:`interpolate_hand`): in 3D from the two camera-frame
-    hands, and in 2D as their projection with ``K`` when given (so 3D and 2D agree), else by the same
-    interpolation of the 2D keypoints. Returns the number of hand-frames filled (marked: confidence
-    0, score 0, NaN lift residual).
+    Each filled hand keeps its shape (:func:`interpolate_hand`). With ``K`` (the track's 3D lies on
+    its 2D rays) the 2D is interpolated so, each keypoint's depth linearly, and the 3D is the 2D
+    back-projected at that depth: 3D and 2D agree, and the image-plane turn (well measured) is not
+    replaced by a 3D turn through an ill-determined tilt. Without ``K`` the 3D and the 2D are each
+    interpolated. A gap whose two ends are mirror images of each other in 2D (no rotation maps one
+    onto the other: not one hand turning, e.g. the other hand taken over the slot) is left open and
+    counted in ``processing["gaps_not_filled_mirrored"]``. Returns the number of hand-frames filled
+    (marked: confidence 0, score 0, NaN lift residual).
     """
     if max_gap <= 0:
         return 0
-    filled = 0
+    filled = mirrored = 0
     for s in range(NUM_HANDS):
         valid_idx = np.flatnonzero(track.valid[:, s])
         for a, b in zip(valid_idx[:-1], valid_idx[1:]):
             gap = int(b - a - 1)
             if gap < 1 or gap > max_gap:
                 continue
+            if is_mirrored(track.keypoints_2d[a, s], track.keypoints_2d[b, s]):
+                mirrored += 1
+                continue
             cam_ok = np.all(np.isfinite(track.keypoints_cam[[a, b], s]))
             for t in range(a + 1, b):
                 w = (t - a) / (b - a)
-                if cam_ok:
-                    track.keypoints_cam[t, s] = interpolate_hand(track.keypoints_cam[a, s], track.keypoints_cam[b, s], w)
-                if K is not None and cam_ok:
-                    track.keypoints_2d[t, s] = project(track.keypoints_cam[t, s], K)
+                track.keypoints_2d[t, s] = interpolate_hand(track.keypoints_2d[a, s], track.keypoints_2d[b, s], w)
+                if not cam_ok:
+                    continue
+                if K is not None:
+                    z = (1 - w) * track.keypoints_cam[a, s, :, 2] + w * track.keypoints_cam[b, s, :, 2]
+                    track.keypoints_cam[t, s] = unproject(track.keypoints_2d[t, s], z, K)
                 else:
-                    track.keypoints_2d[t, s] = interpolate_hand(track.keypoints_2d[a, s], track.keypoints_2d[b, s], w)
+                    track.keypoints_cam[t, s] = interpolate_hand(track.keypoints_cam[a, s], track.keypoints_cam[b, s], w)
             track.valid[a + 1:b, s] = True
             track.confidence[a + 1:b, s] = 0.0
             track.score[a + 1:b, s] = 0.0
             track.lift_residual_px[a + 1:b, s] = np.nan
             filled += gap
+    track.processing["gaps_not_filled_mirrored"] = track.processing.get("gaps_not_filled_mirrored", 0) + mirrored
     return filled
 
 
