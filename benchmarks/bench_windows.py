@@ -31,12 +31,13 @@ import torch
 from dexhands_data.actions import compute_actions
 from dexhands_data.geometry import Intrinsics, matrix_from_rotvec, project, se3
 from dexhands_data.images import encode_jpeg
-from dexhands_data.loader.heatmaps import CropGeometry, normalize_frames, project_hc_keypoints
+from dexhands_data.loader.crop import CropGeometry, project_hc_keypoints
 from dexhands_data.loader.hf import load, load_episodes
+from dexhands_data.loader.normalize import normalize_frames
 from dexhands_data.loader.sampling import SamplerConfig, window_indices
 from dexhands_data.loader.windows import WindowConfig, WindowDataset
 from dexhands_data.records import CameraTrack, EpisodeData, EpisodeRef, HandTrack
-from dexhands_data.writer import DatasetWriter
+from dexhands_data.dataset.writer import DatasetWriter
 
 SHARED = Path(os.environ.get("DEXDATA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # 1920x1080 H.264 (non-commercial, read only), else 1280x720 H.264 (Apache-2.0)

@@ -77,7 +77,7 @@ def card_problems(root: Path) -> list[str]:
 
 def plan(root: str | Path, repo_id: str, private: bool = False) -> PublishPlan:
     """Validate ``root`` and list what would be uploaded; raises :class:`PublishRefused`."""
-    from .validate import validate_dataset
+    from .dataset.validate import validate_dataset
 
     root = Path(root).resolve()
     if not root.is_dir():

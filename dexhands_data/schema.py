@@ -23,6 +23,17 @@ SHARD_MARKERS_DIR = "meta/shards"
 #: Shard path template relative to the dataset root.
 SHARD_PATH = "data/{source}/{split}/{name}.parquet"
 
+#: The conventions every dataset states in ``meta/info.json`` and its card (the contract, in words).
+DATASET_CONVENTIONS = {
+    "units": "metres, radians, seconds; pixels for keypoints_2d and intrinsics",
+    "camera_frame": "OpenCV: x right, y down, z forward",
+    "pose_naming": "T_a_b maps frame-b coordinates into frame a; T_world_cam is the camera pose",
+    "hands": "2 x 21 keypoints, left then right, MANO/OpenPose order",
+    "missing": "hand_valid / camera_valid flags; NaN keypoints where a hand is missing",
+    "action": "the 'relative' convention to the next stored frame (see docs/actions.md)",
+    "image": "JPEG, shorter side resized to the recipe's frame_short_side",
+}
+
 _ARROW_SCALARS = {
     "string": pa.string(),
     "int32": pa.int32(),

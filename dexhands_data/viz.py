@@ -1,6 +1,6 @@
 """Drawing an episode of a written dataset: hands, pseudo-hands and a camera-trajectory inset.
 
-This is how a person checks frames and handedness. It reads the dataset directly (``meta/
+This is how a person checks frames and handedness. It reads the episode through the dataset reader (``meta/
 episodes.parquet`` + the episode's rows of ``data/<source>/<split>/*.parquet``) and draws, per frame:
 
 * both hands, 21 keypoints with bones, **left in blue, right in orange**, an ``L``/``R`` tag at
@@ -16,66 +16,31 @@ Outputs: one frame or a contact sheet as PNG, or the whole episode as MP4 (PyAV,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from .geometry import Intrinsics
-from .images import decode_jpeg
+from .dataset.episodes import StoredEpisode
+from .dataset.reader import episode_rows, read_episode
 from .keypoints import BONES, HAND_NAMES, NUM_HANDS
-from .schema import EPISODES_PATH, fixed_list_to_numpy
+from .records import EpisodeError
 
 #: RGB colours per hand (left, right) and for invalid camera poses.
 HAND_COLOURS: tuple[tuple[int, int, int], tuple[int, int, int]] = ((40, 140, 255), (255, 120, 20))
 PATH_COLOUR = (60, 220, 90)
-_FRAME_COLUMNS = ("frame_index", "timestamp", "image", "keypoints_2d", "hand_valid",
-                  "T_world_cam", "camera_valid", "source_frame_index")
-
-
-@dataclass
-class EpisodeView:
-    """The rows of one episode needed for drawing (N frames).
-
-    images: N RGB uint8 arrays (or None when the dataset stores no frames); keypoints_2d (N, 2, 21, 2)
-    px of the source frame; hand_valid (N, 2); T_world_cam (N, 4, 4);
-    camera_valid (N,); intrinsics of the source frame.
-    """
-
-    episode_id: str
-    source: str
-    embodiment: str
-    intrinsics: Intrinsics
-    translation_metric: bool
-    world_frame: str
-    frame_index: np.ndarray
-    timestamps: np.ndarray
-    source_frame_index: np.ndarray
-    images: list[np.ndarray] | None
-    keypoints_2d: np.ndarray
-    hand_valid: np.ndarray
-    T_world_cam: np.ndarray
-    camera_valid: np.ndarray
-    source_path: str
-
-    def __len__(self) -> int:
-        return int(self.frame_index.shape[0])
+_FRAME_COLUMNS = ("image", "keypoints_2d", "hand_valid", "T_world_cam", "camera_valid", "source_frame_index")
 
 
 def list_episodes(root: str | Path) -> list[dict]:
     """Rows of ``meta/episodes.parquet`` (ok and failed)."""
-    path = Path(root) / EPISODES_PATH
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a dataset (no {EPISODES_PATH})")
-    return pq.read_table(path).to_pylist()
+    return episode_rows(Path(root))
 
 
-def load_episode(root: str | Path, episode_id: str) -> EpisodeView:
-    """Read one ok episode; ``episode_id`` may be a unique prefix. Raises KeyError / ValueError."""
+def load_episode(root: str | Path, episode_id: str) -> StoredEpisode:
+    """Read one ok episode with its frames decoded (``images``, None when the dataset stores none);
+    ``episode_id`` may be a unique prefix. Raises KeyError / ValueError / FileNotFoundError."""
     root = Path(root)
     rows = list_episodes(root)
     matches = [r for r in rows if r["episode_id"] == episode_id] or \
@@ -88,47 +53,18 @@ def load_episode(root: str | Path, episode_id: str) -> EpisodeView:
     row = matches[0]
     if row["status"] != "ok":
         raise ValueError(f"{root}: episode {row['episode_id']} failed: {row['error']}")
-    table = pq.read_table(root / row["shard"], columns=list(_FRAME_COLUMNS) + ["episode_id", "embodiment"])
-    table = table.slice(row["row_start"], row["row_end"] - row["row_start"])
-    ids = table.column("episode_id").unique().to_pylist()
-    if ids != [row["episode_id"]]:
-        raise ValueError(f"{root / row['shard']}: rows {row['row_start']}-{row['row_end']} hold {ids}, "
-                         f"not episode {row['episode_id']}")
-    images = None
-    image_col = table.column("image")
-    if image_col.null_count < len(table):
-        data = pc.struct_field(image_col, "bytes").to_pylist()
-        images = [decode_jpeg(b) if b is not None else None for b in data]
-        if any(im is None for im in images):
-            raise ValueError(f"{root / row['shard']}: episode {row['episode_id']} stores images "
-                             "for only some frames")
-    fx, fy, cx, cy = row["intrinsics"]
-    intr = Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]),
-                      row["intrinsics_source"] or "dataset")
-    n = len(table)
-    return EpisodeView(
-        episode_id=row["episode_id"],
-        source=row["source"],
-        embodiment=table.column("embodiment")[0].as_py(),
-        intrinsics=intr,
-        translation_metric=bool(row["translation_metric"]),
-        world_frame=row["world_frame"] or "unknown",
-        frame_index=table.column("frame_index").to_numpy(),
-        timestamps=table.column("timestamp").to_numpy(),
-        source_frame_index=table.column("source_frame_index").to_numpy(),
-        images=images,
-        keypoints_2d=fixed_list_to_numpy(table.column("keypoints_2d"), (2, 21, 2)).reshape(n, 2, 21, 2),
-        hand_valid=fixed_list_to_numpy(table.column("hand_valid"), (2,)).astype(bool),
-        T_world_cam=fixed_list_to_numpy(table.column("T_world_cam"), (4, 4)),
-        camera_valid=table.column("camera_valid").to_numpy(zero_copy_only=False).astype(bool),
-        source_path=row["source_path"],
-    )
+    try:
+        view = read_episode(root, row["episode_id"], _FRAME_COLUMNS)
+        view.decode_images()
+    except EpisodeError as exc:
+        raise ValueError(f"{root / row['shard']}: {exc}") from exc
+    return view
 
 
 # ----------------------------------------------------------------------------- drawing
 
 
-def hand_pixels(view: EpisodeView, i: int, width: int, height: int) -> np.ndarray:
+def hand_pixels(view: StoredEpisode, i: int, width: int, height: int) -> np.ndarray:
     """Keypoints (2, 21, 2) of frame ``i`` in pixels of a (width, height) image of it; NaN if missing."""
     uv = np.array(view.keypoints_2d[i], dtype=np.float64)
     sx, sy = width / view.intrinsics.width, height / view.intrinsics.height
@@ -168,9 +104,9 @@ def draw_hand(image: np.ndarray, uv: np.ndarray, colour: tuple[int, int, int], l
         cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
 
 
-def _plane_axes(view: EpisodeView) -> tuple[int, int]:
+def _plane_axes(view: StoredEpisode) -> tuple[int, int]:
     """World axes of the top-down view: x-z for a camera world (y is down), else the two widest."""
-    if view.world_frame in ("first_camera", "first_frame_camera"):
+    if (view.meta.world_frame or "unknown") in ("first_camera", "first_frame_camera"):
         return 0, 2
     p = view.T_world_cam[view.camera_valid, :3, 3]
     if len(p) < 2:
@@ -179,7 +115,7 @@ def _plane_axes(view: EpisodeView) -> tuple[int, int]:
     return tuple(sorted(order[:2].tolist()))  # type: ignore[return-value]
 
 
-def draw_trajectory_inset(image: np.ndarray, view: EpisodeView, i: int, size: int = 110) -> None:
+def draw_trajectory_inset(image: np.ndarray, view: StoredEpisode, i: int, size: int = 110) -> None:
     """Top-down camera path in the top-right corner of ``image`` (in place)."""
     h, w = image.shape[:2]
     size = min(size, h // 2, w // 2)
@@ -210,7 +146,7 @@ def draw_trajectory_inset(image: np.ndarray, view: EpisodeView, i: int, size: in
     else:
         cv2.putText(image, "pose invalid", (x0 + 4, y0 + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                     (255, 80, 80), 1, cv2.LINE_AA)
-    if not view.translation_metric:
+    if not view.meta.translation_metric:
         unit = "up to scale"
     else:
         unit = f"{span:.2f} m" if span >= 1.0 else f"{100 * span:.1f} cm"
@@ -224,7 +160,7 @@ def draw_trajectory_inset(image: np.ndarray, view: EpisodeView, i: int, size: in
                     (230, 230, 230), 1, cv2.LINE_AA)
 
 
-def base_image(view: EpisodeView, i: int, short_side: int) -> np.ndarray:
+def base_image(view: StoredEpisode, i: int, short_side: int) -> np.ndarray:
     """The stored frame (or a grey canvas of the source aspect) with its short side ``short_side`` px."""
     if view.images is not None:
         img = view.images[i]
@@ -236,7 +172,7 @@ def base_image(view: EpisodeView, i: int, short_side: int) -> np.ndarray:
     return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
 
 
-def render_frame(view: EpisodeView, i: int, short_side: int = 360, inset: bool = True,
+def render_frame(view: StoredEpisode, i: int, short_side: int = 360, inset: bool = True,
                  caption: bool = True) -> np.ndarray:
     """RGB uint8 image of frame ``i`` with hands (and pseudo-hands), inset and a caption."""
     img = base_image(view, i, short_side).copy()
@@ -251,13 +187,13 @@ def render_frame(view: EpisodeView, i: int, short_side: int = 360, inset: bool =
         draw_trajectory_inset(img, view, i)
     if caption:
         hands = "+".join(HAND_NAMES[k] for k in range(NUM_HANDS) if view.hand_valid[i, k]) or "no hands"
-        text = f"{view.episode_id[:28]}  #{int(view.frame_index[i])}  t={view.timestamps[i]:.2f}s  {hands}"
+        text = f"{view.episode_id[:28]}  #{int(view.frame_index[i])}  t={view.timestamp[i]:.2f}s  {hands}"
         cv2.putText(img, text, (5, h - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(img, text, (5, h - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
 
-def contact_sheet(view: EpisodeView, indices: list[int] | None = None, count: int = 12, columns: int = 4,
+def contact_sheet(view: StoredEpisode, indices: list[int] | None = None, count: int = 12, columns: int = 4,
                   short_side: int = 240, inset: bool = True) -> np.ndarray:
     """A grid of rendered frames (evenly spaced ``count`` frames unless ``indices`` are given)."""
     if indices is None:
@@ -285,7 +221,7 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
         raise OSError(f"{path}: could not write the PNG")
 
 
-def write_mp4(path: str | Path, view: EpisodeView, fps: float | None = None, short_side: int = 360,
+def write_mp4(path: str | Path, view: StoredEpisode, fps: float | None = None, short_side: int = 360,
               inset: bool = True, stride: int = 1) -> int:
     """Render every ``stride``-th frame into an H.264 MP4; returns the number of frames written."""
     import av
@@ -293,7 +229,7 @@ def write_mp4(path: str | Path, view: EpisodeView, fps: float | None = None, sho
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fps is None:
-        duration = view.timestamps[-1] - view.timestamps[0] if len(view) > 1 else 0.0
+        duration = view.timestamp[-1] - view.timestamp[0] if len(view) > 1 else 0.0
         fps = (len(view) - 1) / duration if duration > 0 else 10.0
         fps /= stride
     written = 0
@@ -317,20 +253,20 @@ def write_mp4(path: str | Path, view: EpisodeView, fps: float | None = None, sho
     return written
 
 
-def episode_summary(view: EpisodeView) -> dict:
+def episode_summary(view: StoredEpisode) -> dict:
     """Small facts printed by the CLI next to the picture."""
     return {
         "episode_id": view.episode_id, "frames": len(view), "source": view.source,
         "embodiment": view.embodiment,
         "hands_visible": {HAND_NAMES[k]: float(view.hand_valid[:, k].mean()) for k in range(NUM_HANDS)},
-        "camera_valid": float(view.camera_valid.mean()), "translation_metric": view.translation_metric,
+        "camera_valid": float(view.camera_valid.mean()), "translation_metric": bool(view.meta.translation_metric),
         "images": view.images is not None,
     }
 
 
-def attach_source_frames(view: EpisodeView, input_root: str | Path) -> None:
+def attach_source_frames(view: StoredEpisode, input_root: str | Path) -> None:
     """Fill ``view.images`` from the source video (``<input_root>/<source_path>``) when the dataset stores
     no frames: the frames at ``source_frame_index``, full resolution (one sequential decode)."""
     from .video_io import read_frames_at
 
-    view.images = read_frames_at(str(Path(input_root) / view.source_path), view.source_frame_index)
+    view.images = read_frames_at(str(Path(input_root) / view.meta.source_path), view.source_frame_index)

@@ -227,3 +227,41 @@ def test_pseudo_hand_behind_the_camera_is_marked_missing(episode, tmp_path):
     ep = DroidProcessor(embed_frames=False)(discover(tmp_path)[0])
     assert not ep.hands.valid.any() and ep.hands.processing == {"behind_camera_frames": 166}
     assert np.isnan(ep.hands.keypoints_cam).all() and np.isnan(ep.hands.keypoints_2d).all()
+
+
+def test_lerobot_v21_reader_on_a_real_info_json(shared_data, tmp_path):
+    """The v2.1 reader on a real LeRobot v2.1 ``meta/info.json`` (RoboCOIN, a humanoid port, not DROID):
+    its path templates, chunk size and fps are read as the port wrote them, none of its cameras is taken
+    for a DROID camera, and an episode with the port's own state columns fails naming the missing one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dexhands_data.droid.readers import read_episode
+
+    info = json.loads((shared_data / "lerobot_v21_meta_robocoin" / "info.json").read_text())
+    root = tmp_path / "robocoin"
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    (root / "meta" / "episodes.jsonl").write_text("".join(
+        json.dumps({"episode_index": i, "tasks": ["place the plastic bowl"], "length": 4}) + "\n" for i in (0, 37)))
+    n = 4
+    first = root / info["data_path"].format(episode_chunk=0, episode_index=0)
+    first.parent.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "observation.state": pa.array(np.zeros((n, 30), np.float32).tolist(), pa.list_(pa.float32(), 30)),
+        "episode_index": pa.array(np.zeros(n, np.int64)), "frame_index": pa.array(np.arange(n, dtype=np.int64)),
+    }), first)
+
+    assert detect_layout(root) == "lerobot"
+    refs = discover(root)
+    assert [r.relpath for r in refs] == ["data/chunk-000/episode_000000.parquet",
+                                         "data/chunk-000/episode_000037.parquet"]  # 37 // chunks_size 39 = 0
+    assert [r.metadata["episode_index"] for r in refs] == [0, 37]
+    for r in refs:
+        assert r.metadata["layout"] == "lerobot_v2.1" and r.metadata["fps"] == 30.0
+        assert r.metadata["videos"] == {}  # observation.images.ego_view is not a DROID camera
+        assert r.metadata["success"] is None
+    with pytest.raises(EpisodeError, match="episode_000000.parquet: missing column observation.state.cartesian"):
+        read_episode(refs[0])
+    with pytest.raises(EpisodeError, match="episode_000037.parquet: cannot read parquet"):
+        read_episode(refs[1])

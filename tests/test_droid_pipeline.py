@@ -11,7 +11,7 @@ import pytest
 from dexhands_data.cli import convert_droid as cli
 from dexhands_data.pipelines.convert_droid import DroidInput, DroidSettings, run_convert_droid
 from dexhands_data.pipelines.runner import RunConfig
-from dexhands_data.validate import validate_dataset
+from dexhands_data.dataset.validate import validate_dataset
 from droid_fixtures import load_episode, write_raw_episode
 
 GOOD = "RAIL+success+2023-04-17+t00"

@@ -10,7 +10,7 @@ import pytest
 
 from dexhands_data.cli.main import main
 from dexhands_data.schema import fixed_list_to_numpy
-from dexhands_data.validate import validate_dataset
+from dexhands_data.dataset.validate import validate_dataset
 
 pytestmark = pytest.mark.slow
 

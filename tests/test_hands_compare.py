@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from dexhands_data.geometry import Intrinsics, matrix_from_rotvec
-from dexhands_data.hands.compare import compare_datasets, compare_tracks, pool, procrustes_align
+from dexhands_data.dataset.compare_hands import compare_datasets
+from dexhands_data.hands.compare import compare_tracks, pool, procrustes_align
 from dexhands_data.hands.mediapipe_backend import MediaPipeHands
 from dexhands_data.records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef, HandTrack, VideoFrame
-from dexhands_data.writer import DatasetWriter
+from dexhands_data.dataset.writer import DatasetWriter
 
 VIDEO = "hand_video/mediapipe_hand_landmarker_test_video.mp4"  # 640x360, an open hand moving
 FRAMES = 60

@@ -16,7 +16,7 @@ from dexhands_data.hands.postprocess import interpolate_hand
 from dexhands_data.hands.smoothing import SmootherConfig, rts_smooth
 from dexhands_data.hands.track_lift import LiftConfig, lift_slot, ray_rotation, track_segments
 from dexhands_data.keypoints import BONES, LEFT, MIDDLE_MCP, RIGHT, WRIST, bone_lengths
-from dexhands_data.loader.heatmaps import CropGeometry, project_hc_keypoints
+from dexhands_data.loader.crop import CropGeometry, project_hc_keypoints
 from dexhands_data.records import VideoFrame
 from dexhands_data.sources.videos import VideosSource
 from test_hands_postprocess import right_hand_palm_to_camera

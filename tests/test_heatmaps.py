@@ -10,13 +10,9 @@ import torch
 from dexhands_data.geometry import Intrinsics
 from dexhands_data.images import decode_jpeg, encode_jpeg
 from dexhands_data.keypoints import HC_POSE_ROWS
-from dexhands_data.loader.heatmaps import (
-    CropGeometry,
-    heatmap_targets,
-    normalize_frames,
-    project_hc_keypoints,
-    visible_in_crop,
-)
+from dexhands_data.loader.crop import CropGeometry, project_hc_keypoints, visible_in_crop
+from dexhands_data.loader.heatmaps import heatmap_targets
+from dexhands_data.loader.normalize import normalize_frames
 from window_data import real_frames
 
 EGODEX_K = Intrinsics(736.6339, 736.6339, 960.0, 540.0, 1920, 1080)

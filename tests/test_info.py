@@ -8,9 +8,9 @@ import json
 import pytest
 
 from dexhands_data.cli import info as cli_info
-from dexhands_data.info import summarize, table_rows
+from dexhands_data.dataset.summary import summarize, table_rows
 from dexhands_data.records import EpisodeError
-from dexhands_data.writer import DatasetWriter, FailedEpisode
+from dexhands_data.dataset.writer import DatasetWriter, FailedEpisode
 from window_data import episode, jpeg_frames
 
 

@@ -89,24 +89,60 @@ def test_resolve_path_or_hub_id(tmp_path, monkeypatch):
         resolve("file.txt")
 
 
-def test_hub_id_goes_to_the_hub_client(monkeypatch):
-    """An ``org/name`` that is not a local folder is passed to datasets as a Hub id (offline here, so
-    the Hub client refuses at the network boundary instead of loading anything local)."""
+def test_hub_id_goes_to_the_hub_client(monkeypatch, tmp_path):
+    """An ``org/name`` that is not a local folder goes through the real ``datasets`` + ``huggingface_hub``
+    client to the Hub: the HTTP transport (the network boundary) is replaced by one that records each
+    request and answers 404, so the requests ``load`` makes are checked and nothing local is loaded."""
     import datasets
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub.utils import _http
 
-    calls = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or "hub-dataset")
-    assert dexhands_data.load("some-org/dexwm-actions", "droid", "train", revision="abc") == "hub-dataset"
-    assert calls == [(("some-org/dexwm-actions",), {"name": "droid", "split": "train", "streaming": False,
-                                                    "revision": "abc"})]
+    requests = []
+
+    def hub(request):
+        requests.append((request.method, str(request.url)))
+        return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"},
+                               json={"error": "Repository not found"}, request=request)
+
+    monkeypatch.chdir(tmp_path)  # no ./some-org/dexwm-actions folder to fall back to
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    huggingface_hub.set_client_factory(lambda: httpx2.Client(
+        transport=httpx2.MockTransport(hub), event_hooks={"request": [_http.hf_request_event_hook]},
+        follow_redirects=True))
+    try:
+        with pytest.raises(datasets.exceptions.DatasetNotFoundError, match="some-org/dexwm-actions"):
+            dexhands_data.load("some-org/dexwm-actions", "droid", "train", revision="abc",
+                               cache_dir=str(tmp_path / "cache"))
+    finally:
+        huggingface_hub.set_client_factory(_http.default_client_factory)
+    urls = [url for _, url in requests]
+    assert any(url.startswith("https://huggingface.co/datasets/some-org/dexwm-actions/resolve/abc/")
+               for url in urls), urls
+    assert not any("dexwm-actions" in url and "/abc/" not in url for url in urls), urls  # always at the revision
 
 
-def test_read_rows_touches_only_needed_row_groups(tmp_path):
+def test_read_rows_touches_only_needed_row_groups(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dexhands_data.loader.hf import read_rows
+    from dexhands_data.dataset.reader import read_rows
 
-    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "s.parquet", row_group_size=128)
-    for a, b in [(0, 5), (120, 300), (990, 1000), (0, 1000), (500, 500)]:
-        assert read_rows(tmp_path / "s.parquet", a, b).column("x").to_pylist() == list(range(a, b))
+    pq.write_table(pa.table({"x": list(range(1000)), "y": [0.5] * 1000}), tmp_path / "s.parquet",
+                   row_group_size=128)  # groups 0..7: [0, 128), [128, 256), ..., [896, 1000)
+    read = []
+    original = pq.ParquetFile.read_row_groups
+
+    def recording(self, row_groups, columns=None, **kwargs):
+        read.append((list(row_groups), columns))
+        return original(self, row_groups, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recording)
+    cases = [((0, 5), [0]), ((120, 300), [0, 1, 2]), ((990, 1000), [7]), ((0, 1000), list(range(8))),
+             ((500, 500), None)]
+    for (a, b), groups in cases:
+        read.clear()
+        table = read_rows(tmp_path / "s.parquet", a, b, columns=["x"])
+        assert table.column_names == ["x"] and table.column("x").to_pylist() == list(range(a, b))
+        assert read == ([] if groups is None else [(groups, ["x"])]), (a, b)

@@ -26,8 +26,8 @@ from dexhands_data.pipelines.convert_droid import DroidInput, DroidSettings, run
 from dexhands_data.pipelines.runner import RunConfig, run_pipeline
 from dexhands_data.records import EpisodeError
 from dexhands_data.sources.registry import create_source
-from dexhands_data.storage import StorageError
-from dexhands_data.validate import validate_dataset
+from dexhands_data.dataset.storage import StorageError
+from dexhands_data.dataset.validate import validate_dataset
 from dexhands_data.video_io import write_video
 from fakes import FakeProcessor, refs
 from test_reliability_resume import TALLY, visible_files

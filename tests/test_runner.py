@@ -8,7 +8,7 @@ import pytest
 
 from dexhands_data.pipelines.runner import RunConfig, run_pipeline
 from dexhands_data.pipelines.sharding import plan_shards
-from dexhands_data.validate import validate_dataset
+from dexhands_data.dataset.validate import validate_dataset
 from fakes import FakeProcessor, refs
 
 
@@ -67,7 +67,7 @@ def test_ray_executor_matches_local(tmp_path, fresh_ray):
 
 def test_retry_where_every_episode_now_fails_leaves_no_orphan_shard(tmp_path):
     """A shard rewritten by --retry-failed with no ok episode left must not keep its old Parquet file."""
-    from dexhands_data.writer import DatasetWriter, FailedEpisode
+    from dexhands_data.dataset.writer import DatasetWriter, FailedEpisode
 
     out = tmp_path / "ds"
     run_pipeline(refs("a"), FakeProcessor, {}, RunConfig(out=str(out), executor="local", show_progress=False))

@@ -324,7 +324,7 @@ def test_nan_joint_invalidates_only_that_hand_and_frame(tmp_path):
 def test_dataset_round_trip_reproduces_official_rows(tmp_path, axes):
     """EgoDex fixture -> ``dexdata extract`` pipeline (local executor) -> Parquet -> loader window under
     ``dexwm-official``: poses equal dexwm.md §2.2 computed from the raw HDF5 (float32 storage)."""
-    from dexhands_data.loader.hf import read_episode
+    from dexhands_data.dataset.reader import read_episode
     from dexhands_data.loader.windows import WindowConfig, build_window
     from dexhands_data.pipelines.extract import ExtractSettings, run_extract
     from dexhands_data.pipelines.runner import RunConfig

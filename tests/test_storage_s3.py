@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dexhands_data.pipelines.runner import RunConfig, run_pipeline
-from dexhands_data.storage import Storage
+from dexhands_data.dataset.storage import Storage
 from fakes import FakeProcessor, refs
 
 pytest.importorskip("moto")

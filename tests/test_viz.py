@@ -15,7 +15,7 @@ from dexhands_data.geometry import Intrinsics, matrix_from_rotvec, project, se3
 from dexhands_data.images import encode_jpeg
 from dexhands_data.records import CameraTrack, EpisodeData, EpisodeRef, HandTrack
 from dexhands_data.video_io import FrameReader
-from dexhands_data.writer import DatasetWriter
+from dexhands_data.dataset.writer import DatasetWriter
 
 N = 8
 INTR = Intrinsics.from_fov(640, 360, 70.0)

@@ -13,12 +13,8 @@ from torch.utils.data import DataLoader
 import dexhands_data
 from dexhands_data.actions import compute_actions, window_poses
 from dexhands_data.images import decode_jpeg
-from dexhands_data.loader.heatmaps import (
-    CropGeometry,
-    normalize_frames,
-    normalize_on_device,
-    project_hc_keypoints,
-)
+from dexhands_data.loader.crop import CropGeometry, project_hc_keypoints
+from dexhands_data.loader.normalize import normalize_frames, normalize_on_device
 from dexhands_data.loader.hf import load_episodes, load_stats
 from dexhands_data.loader.sampling import SamplerConfig
 from dexhands_data.loader import windows as windows_module
@@ -226,7 +222,7 @@ def test_dataloader_workers_cover_every_window_once(written, train):
 def test_episode_spans_across_chunks_and_errors():
     import pyarrow as pa
 
-    from dexhands_data.loader.episodes import episode_spans
+    from dexhands_data.dataset.episodes import episode_spans
 
     ids = pa.chunked_array([["a", "a", "b"], ["b", "b"], ["c"], [], ["c", "d"]])
     assert episode_spans(ids) == [("a", 0, 2), ("b", 2, 5), ("c", 5, 7), ("d", 7, 8)]

@@ -11,8 +11,8 @@ import pytest
 
 from dexhands_data.images import encode_jpeg
 from dexhands_data.schema import fixed_list_to_numpy
-from dexhands_data.validate import validate_dataset
-from dexhands_data.writer import DatasetWriter, FailedEpisode
+from dexhands_data.dataset.validate import validate_dataset
+from dexhands_data.dataset.writer import DatasetWriter, FailedEpisode
 from fakes import refs, synthetic_episode
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from dexhands_data.geometry import Intrinsics, matrix_from_rotvec, project, se3
 from dexhands_data.images import encode_jpeg
 from dexhands_data.records import CameraTrack, EpisodeData, EpisodeRef, HandTrack
-from dexhands_data.writer import DatasetWriter
+from dexhands_data.dataset.writer import DatasetWriter
 
 EGODEX_K = Intrinsics(736.6339, 736.6339, 960.0, 540.0, 1920, 1080, "dataset")
 VIDEO = "hand_video/mediapipe_gesture_recognizer_test_video.mp4"

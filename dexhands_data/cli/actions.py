@@ -42,7 +42,7 @@ def _nested(a: np.ndarray) -> list:
 def episode_actions(dataset: str, episode: str, frames: str | None, convention: str,
                     wrap: str | None) -> dict:
     from ..actions import compute_actions, window_poses
-    from ..loader.hf import read_episode
+    from ..dataset.reader import read_episode
 
     ep = read_episode(dataset, episode)
     idx = _parse_frames(frames, len(ep))

@@ -27,7 +27,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..hands.compare import compare_datasets
+    from ..dataset.compare_hands import compare_datasets
     from ..records import EpisodeError
 
     ids = set(Path(args.ids).read_text().split()) if args.ids else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .recipe import add_recipe_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert-droid", help="convert DROID episodes (raw or LeRobot) into Parquet shards")
@@ -35,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="reprocess shards that hold failed episodes")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+    add_recipe_argument(p)
 
 
 def _episode_ids(spec: str | None) -> list[str] | None:
@@ -57,7 +60,8 @@ def run(args) -> int:
                      episode_ids=_episode_ids(args.episodes), keep_ranges=args.keep_ranges)
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
-                           show_progress=not args.no_progress, executor=args.executor)
+                           show_progress=not args.no_progress, executor=args.executor,
+                           recipe=args.recipe_used)
     summary = run_convert_droid(inp, settings, run_config)
     summary.print_table()
     return summary.exit_code

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .recipe import add_recipe_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("extract", help="extract hand keypoints and camera motion into Parquet shards")
@@ -49,6 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="reprocess shards that hold failed episodes")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+    add_recipe_argument(p)
 
 
 def _hands_options(args) -> dict:
@@ -99,7 +102,7 @@ def run(args) -> int:
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
                            show_progress=not args.no_progress, executor=args.executor,
-                           num_gpus_per_worker=args.gpus_per_worker)
+                           num_gpus_per_worker=args.gpus_per_worker, recipe=args.recipe_used)
     ids = set(Path(args.ids).read_text().split()) if args.ids else None
     split = args.split if args.source in ("videos", "ego4d") else None
     summary = run_extract(settings, args.input, run_config, ids, split)

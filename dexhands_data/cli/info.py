@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..info import render, summarize, summary_json
+    from ..dataset.summary import render, summarize, summary_json
     from ..records import EpisodeError
 
     try:

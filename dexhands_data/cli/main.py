@@ -23,7 +23,7 @@ SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(prog="dexdata", description="Data preparation for dexterous world models.")
     parser.add_argument("--version", action="version", version=f"dexhands-data {__version__}")
@@ -37,10 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ warnings drown the progress bar
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "recipe", None):
+            from .recipe import apply_recipe
+
+            args = apply_recipe(parser, args, argv)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
         # User-facing problems (bad input root, missing model files, unknown layout): one clear line.

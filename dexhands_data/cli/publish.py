@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..info import human_bytes
+    from ..dataset.summary import human_bytes
     from ..publish import PublishRefused, publish
 
     from huggingface_hub.errors import HfHubHTTPError

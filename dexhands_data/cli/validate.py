@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..validate import validate_dataset
+    from ..dataset.validate import validate_dataset
 
     report = validate_dataset(args.path)
     for problem in report.problems:

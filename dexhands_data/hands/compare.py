@@ -13,18 +13,18 @@ hand of track B (either slot) with the smallest mean 2D keypoint distance, if th
 - ``detection_agreement``: paired hands / hands seen by either track (pairs + unpaired of A + unpaired of B),
   independent of the slots.
 
-:func:`compare_datasets` runs this on the episodes two written datasets have in common.
+:func:`dexhands_data.dataset.compare_hands.compare_datasets` runs this on the episodes two written
+datasets have in common.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..keypoints import NUM_KEYPOINTS, WRIST
-from ..records import EpisodeError, HandTrack
+from ..records import HandTrack
 
 
 def procrustes_align(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
@@ -150,76 +150,3 @@ def pool(comparisons: list[HandComparison]) -> HandComparison:
     est_a = ",".join(sorted({c.estimator_a for c in comparisons}))
     est_b = ",".join(sorted({c.estimator_b for c in comparisons}))
     return _from_sums(s, sum(c.frames for c in comparisons), median, est_a, est_b)
-
-
-# ----------------------------------------------------------------------------- datasets
-
-
-def read_hand_tracks(root: str | Path, episode_ids: set[str] | None = None) -> dict[str, HandTrack]:
-    """The stored hands of the ``ok`` episodes of a dataset folder (local path), by episode id."""
-    import pyarrow.parquet as pq
-
-    from ..schema import fixed_list_to_numpy
-
-    root = Path(root)
-    meta_path = root / "meta" / "episodes.parquet"
-    if not meta_path.is_file():
-        raise EpisodeError(f"{meta_path}: missing (not a finalised dataset folder)")
-    rows = [r for r in pq.read_table(meta_path).to_pylist() if r.get("status") == "ok"]
-    if episode_ids is not None:
-        rows = [r for r in rows if r["episode_id"] in episode_ids]
-    by_shard: dict[str, list[dict]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r)
-    cols = ["keypoints_cam", "keypoints_2d", "hand_valid", "keypoint_conf", "hand_score", "lift_residual_px"]
-    out: dict[str, HandTrack] = {}
-    for shard, eps in by_shard.items():
-        path = root / shard
-        try:
-            table = pq.read_table(path, columns=cols)
-        except (OSError, ValueError) as exc:
-            raise EpisodeError(f"{path}: cannot read shard ({exc})") from exc
-        for r in eps:
-            t = table.slice(r["row_start"], r["row_end"] - r["row_start"])
-            out[r["episode_id"]] = HandTrack(
-                keypoints_cam=fixed_list_to_numpy(t.column("keypoints_cam"), (2, 21, 3), "float32"),
-                keypoints_2d=fixed_list_to_numpy(t.column("keypoints_2d"), (2, 21, 2), "float32"),
-                valid=fixed_list_to_numpy(t.column("hand_valid"), (2,), "bool"),
-                confidence=fixed_list_to_numpy(t.column("keypoint_conf"), (2, 21), "float32"),
-                score=fixed_list_to_numpy(t.column("hand_score"), (2,), "float32"),
-                lift_residual_px=fixed_list_to_numpy(t.column("lift_residual_px"), (2,), "float32"),
-                estimator=r.get("hand_estimator") or "",
-            )
-    return out
-
-
-@dataclass
-class DatasetComparison:
-    """Per-episode comparisons of the episodes two datasets share, the pooled result, and the ids
-    found in only one of them."""
-
-    episodes: dict[str, HandComparison]
-    overall: HandComparison | None
-    only_a: list[str]
-    only_b: list[str]
-
-    def to_dict(self) -> dict:
-        return {"overall": None if self.overall is None else self.overall.to_dict(),
-                "episodes": {k: v.to_dict() for k, v in sorted(self.episodes.items())},
-                "only_a": self.only_a, "only_b": self.only_b}
-
-
-def compare_datasets(root_a: str | Path, root_b: str | Path, episode_ids: set[str] | None = None,
-                     match_fraction: float = 0.5) -> DatasetComparison:
-    """Compare the hands of the episodes two dataset folders have in common (same id, same frame count)."""
-    a = read_hand_tracks(root_a, episode_ids)
-    b = read_hand_tracks(root_b, episode_ids)
-    common = sorted(set(a) & set(b))
-    eps = {}
-    for eid in common:
-        if len(a[eid]) != len(b[eid]):
-            raise EpisodeError(f"{root_b}: episode {eid} has {len(b[eid])} frames, "
-                               f"{root_a} has {len(a[eid])}")
-        eps[eid] = compare_tracks(a[eid], b[eid], match_fraction)
-    return DatasetComparison(eps, pool(list(eps.values())) if eps else None,
-                             sorted(set(a) - set(b)), sorted(set(b) - set(a)))

@@ -11,7 +11,7 @@ from .hf import load, load_episodes, load_stats, resolve
 _LAZY = {
     "WindowDataset": ".windows", "StreamingWindowDataset": ".windows", "WindowConfig": ".windows",
     "ActionNormalizer": ".windows", "SamplerConfig": ".sampling", "episode_split": ".sampling",
-    "CropGeometry": ".heatmaps", "heatmap_targets": ".heatmaps", "windows_from": ".windows",
+    "CropGeometry": ".crop", "heatmap_targets": ".heatmaps", "windows_from": ".windows",
 }
 
 __all__ = ["load", "load_episodes", "load_stats", "resolve", *_LAZY]

@@ -17,55 +17,15 @@ cache directories of older fingerprints.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from ..dataset.location import DatasetLocation, resolve
+from ..dataset.reader import load_episodes, load_stats
 
-from ..schema import EPISODES_PATH, STATS_PATH
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@dataclass(frozen=True)
-class DatasetLocation:
-    """Where a dataset lives: a local folder (``path``) or a Hub dataset repo (``repo_id``)."""
-
-    path: Path | None = None
-    repo_id: str | None = None
-    revision: str | None = None
-
-    @property
-    def is_local(self) -> bool:
-        return self.path is not None
-
-    def __str__(self) -> str:
-        return str(self.path) if self.path is not None else f"hf://datasets/{self.repo_id}"
-
-
-def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> DatasetLocation:
-    """Decide whether ``path_or_repo`` is a local dataset folder or a Hub repo id.
-
-    Raises ``FileNotFoundError`` for a path-like argument whose folder does not exist (instead of
-    letting ``datasets`` fall back to the Hub or to a cached copy of a same-named dataset).
-    """
-    text = os.fspath(path_or_repo)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return DatasetLocation(path=path.resolve())
-    if path.exists():
-        raise NotADirectoryError(f"{text}: not a dataset folder")
-    pathlike = isinstance(path_or_repo, os.PathLike) or text.startswith((".", "/", "~"))
-    if pathlike or not _REPO_ID.match(text):
-        raise FileNotFoundError(
-            f"{text}: no such dataset folder (relative to {Path.cwd()}); for a Hub dataset pass 'org/name'"
-        )
-    return DatasetLocation(repo_id=text, revision=revision)
+__all__ = ["DatasetLocation", "content_fingerprint", "load", "load_episodes", "load_stats", "local_cache_dir",
+           "resolve"]
 
 
 def load(path_or_repo: str | os.PathLike, config: str | None = None, split: str | None = None,
@@ -125,62 +85,3 @@ def _check_local(root: Path, config: str | None) -> None:
         names = [c.get("config_name") for c in (front or {}).get("configs", [])]
         if config not in names:
             raise ValueError(f"{card}: no config {config!r}; available: {', '.join(map(str, names))}")
-
-
-def meta_file(path_or_repo: str | os.PathLike, relpath: str, revision: str | None = None) -> Path:
-    """Local path of a metadata file (``meta/...``) of the dataset, downloading it for a Hub repo."""
-    loc = resolve(path_or_repo, revision)
-    if loc.is_local:
-        path = loc.path / relpath
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (is the dataset finalised?)")
-        return path
-    from huggingface_hub import hf_hub_download
-
-    return Path(hf_hub_download(loc.repo_id, relpath, repo_type="dataset", revision=loc.revision))
-
-
-def load_episodes(path_or_repo: str | os.PathLike, revision: str | None = None) -> pa.Table:
-    """``meta/episodes.parquet`` as an Arrow table."""
-    return pq.read_table(meta_file(path_or_repo, EPISODES_PATH, revision))
-
-
-def load_stats(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict:
-    """``meta/stats.json``: per-dimension statistics keyed e.g. ``action/relative``."""
-    return json.loads(meta_file(path_or_repo, STATS_PATH, revision).read_text())
-
-
-def read_episode(path_or_repo: str | os.PathLike, episode_id: str, revision: str | None = None):
-    """:class:`~dexhands_data.loader.episodes.EpisodeArrays` of one episode, read from its shard's row
-    range (numeric columns + images) without loading the rest of the dataset."""
-    from ..records import EpisodeError
-    from .episodes import EpisodeArrays, EpisodeMeta
-
-    episodes = load_episodes(path_or_repo, revision)
-    rows = [r for r in episodes.to_pylist() if r["episode_id"] == episode_id]
-    if not rows:
-        raise EpisodeError(f"{path_or_repo}: no episode {episode_id!r} in {EPISODES_PATH}")
-    row = rows[0]
-    if row["status"] != "ok":
-        raise EpisodeError(f"{path_or_repo}: episode {episode_id!r} failed: {row['error']}")
-    shard = meta_file(path_or_repo, row["shard"], revision)
-    table = read_rows(shard, row["row_start"], row["row_end"])
-    if table.num_rows == 0 or table.column("episode_id")[0].as_py() != episode_id:
-        rows_text = f"{row['row_start']}:{row['row_end']}"
-        raise EpisodeError(f"{shard}: rows {rows_text} are not episode {episode_id!r}")
-    return EpisodeArrays.from_table(table, EpisodeMeta.from_row(row))
-
-
-def read_rows(shard: Path, start: int, end: int) -> pa.Table:
-    """Rows [start, end) of a Parquet shard, reading only the row groups that hold them."""
-    pf = pq.ParquetFile(shard)
-    groups, first, offset = [], None, 0
-    for g in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
-        if offset < end and offset + n > start:
-            groups.append(g)
-            first = offset if first is None else first
-        offset += n
-    if not groups:
-        return pf.schema_arrow.empty_table()
-    return pf.read_row_groups(groups).slice(start - first, end - start)

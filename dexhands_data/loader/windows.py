@@ -4,7 +4,7 @@ A sample (the "windows batch" contract; a collated batch adds a leading B), T = 
 
 ==================  =====================  =====================================================
 frames              (T, 3, H, W) float32   ImageNet-normalised RGB crops (uint8 with ``frames="uint8"``:
-                                           normalise on the GPU with ``heatmaps.normalize_on_device``;
+                                           normalise on the GPU with ``normalize.normalize_on_device``;
                                            absent with ``frames="none"``)
 actions             (T-1, 132) float32     consecutive-pair actions in ``convention``; NaN -> 0
 poses               (T, 44, 3) float32     absolute window poses in ``convention``; NaN -> 0
@@ -38,11 +38,14 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from ..actions import CONVENTIONS, compute_actions, dexwm_official_actions_from_poses, window_poses
 from ..keypoints import ACTION_DIM
 from ..records import EpisodeError
-from .episodes import EpisodeArrays, EpisodeMeta, episode_meta_index, episode_spans
-from .heatmaps import OUT_HEIGHT, OUT_WIDTH, CropGeometry, normalize_into, project_hc_keypoints
+from ..dataset.episodes import EpisodeMeta, StoredEpisode, episode_meta_index, episode_spans
+from .crop import OUT_HEIGHT, OUT_WIDTH, CropGeometry, project_hc_keypoints
+from .normalize import normalize_into
 from .sampling import SamplerConfig, episode_split, window_indices
 
 FRAME_MODES = ("float32", "uint8", "none")
+#: The stored columns a window is built from (besides timestamps and JPEGs).
+WINDOW_ARRAYS = ("keypoints_cam", "hand_valid", "T_world_cam", "camera_valid")
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def decode_rgb(data, where: str) -> np.ndarray:
 
 
 def build_window(
-    ep: EpisodeArrays, indices: np.ndarray, cfg: WindowConfig, episode_index: int,
+    ep: StoredEpisode, indices: np.ndarray, cfg: WindowConfig, episode_index: int,
     normalizer: ActionNormalizer | None = None,
 ) -> dict[str, torch.Tensor]:
     """The sample dict (see module doc) of window frames ``indices`` of episode ``ep``."""
@@ -152,7 +155,7 @@ def build_window(
     return sample
 
 
-def _window_frames(ep: EpisodeArrays, idx: np.ndarray, cfg: WindowConfig) -> torch.Tensor:
+def _window_frames(ep: StoredEpisode, idx: np.ndarray, cfg: WindowConfig) -> torch.Tensor:
     """(T, 3, H, W) frames: each distinct frame decoded once, cropped, written (normalised) into place."""
     unique, inverse = np.unique(idx, return_inverse=True)
     blobs = ep.image_bytes(unique)
@@ -206,7 +209,7 @@ class WindowDataset(Dataset):
         ]
         counts = [cfg.sampler.num_windows(b - a) for _, a, b in self.episodes]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._cache: OrderedDict[int, EpisodeArrays] = OrderedDict()
+        self._cache: OrderedDict[int, StoredEpisode] = OrderedDict()
         self._cache_size = cache_episodes
 
     # the Arrow view is rebuilt per process (pickling it would copy the whole memory-mapped table)
@@ -227,13 +230,13 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    def episode(self, k: int) -> EpisodeArrays:
+    def episode(self, k: int) -> StoredEpisode:
         """Arrays of episode number ``k`` (an LRU cache keeps the last few)."""
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
         eid, a, b = self.episodes[k]
-        ep = EpisodeArrays.from_table(self._table().slice(a, b - a), self._meta.get(eid))
+        ep = StoredEpisode.from_table(self._table().slice(a, b - a), self._meta.get(eid), WINDOW_ARRAYS)
         self._cache[k] = ep
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -316,7 +319,7 @@ class StreamingWindowDataset(IterableDataset):
             k += 1
             if k % workers != worker:
                 continue
-            ep = EpisodeArrays.from_table(table, self._meta.get(eid, EpisodeMeta(eid)))
+            ep = StoredEpisode.from_table(table, self._meta.get(eid, EpisodeMeta(eid)), WINDOW_ARRAYS)
             for j in range(cfg.sampler.num_windows(len(ep))):
                 idx = window_indices(cfg.sampler, len(ep), ep.fps, eid, j, cfg.seed, self.epoch)
                 yield build_window(ep, idx, cfg, k, self._normalizer)

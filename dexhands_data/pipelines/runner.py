@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from ..records import EpisodeData, EpisodeError, EpisodeRef
-from ..storage import is_remote
-from ..writer import DatasetWriter, FailedEpisode
+from ..dataset.storage import is_remote
+from ..dataset.writer import DatasetWriter, FailedEpisode
 from .sharding import ShardTask, config_hash, plan_shards
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class RunConfig:
 
     ``executor="ray"`` (default) runs the shards through Ray Data actors (local ``ray.init`` or
     ``ray_address`` for a cluster); ``"local"`` runs them in this process (debugging, tests of logic).
+    ``recipe``: the ``--recipe`` file the options came from (path, command, options), recorded in
+    ``meta/info.json`` and not hashed.
     """
 
     out: str
@@ -53,6 +55,7 @@ class RunConfig:
     show_progress: bool = True
     num_gpus_per_worker: float = 0.0
     executor: str = "ray"
+    recipe: dict | None = None
 
 
 @dataclass
@@ -245,7 +248,8 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type[EpisodeProcessor], 
                 bar.set_postfix(frames=summary.frames, fps=f"{summary.frames / max(elapsed, 1e-9):.1f}",
                                 failed=summary.failed)
     sources = recipe_sources or sorted({r.source for r in refs})
-    info = writer.finalize({s: {**cfg, "config_hash": cfg_hash} for s in sources})
+    recorded = {**cfg, "config_hash": cfg_hash, **({"recipe": config.recipe} if config.recipe else {})}
+    info = writer.finalize({s: recorded for s in sources})
     summary.dataset_failed_total = int(info["total_failed"])
     summary.wall_seconds = time.perf_counter() - t_start
     return summary

@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from .records import EpisodeError
-from .schema import EPISODES_PATH, fixed_list_to_numpy
+from ..schema import fixed_list_to_numpy
+from .reader import episode_rows, read_shard
 
 
 @dataclass
@@ -67,27 +66,10 @@ def _failure_kind(error: str) -> str:
     return error.split(": ", 1)[-1] if ": " in error else error
 
 
-def _null_images(pf: pq.ParquetFile) -> int:
-    """Frames without an embedded image, from the row groups' statistics (no JPEG bytes are read)."""
-    meta = pf.metadata
-    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-    col = names.index("image.bytes")
-    total = 0
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(col).statistics
-        if stats is None or not stats.has_null_count:
-            return pf.read(columns=["image"]).column("image").null_count
-        total += stats.null_count
-    return total
-
-
 def summarize(root: str | Path) -> DatasetSummary:
     """Summary of the dataset folder ``root`` (raises EpisodeError naming a missing or broken file)."""
     root = Path(root)
-    path = root / EPISODES_PATH
-    if not path.is_file():
-        raise EpisodeError(f"{path}: missing (not a finalised dexwm-actions dataset)")
-    episodes = pq.read_table(path).to_pylist()
+    episodes = episode_rows(root)
     by_source: dict[str, SourceSummary] = {}
     failures: dict[str, Counter] = {}
     shards: dict[str, set[str]] = {}
@@ -110,19 +92,13 @@ def summarize(root: str | Path) -> DatasetSummary:
         counts = np.zeros(4)
         n = 0
         for rel in sorted(shards.get(name, ())):
-            shard = root / rel
-            try:
-                pf = pq.ParquetFile(shard)
-                t = pf.read(columns=["hand_valid", "camera_valid"])
-                embedded = len(t) - _null_images(pf)
-            except (OSError, ValueError) as exc:
-                raise EpisodeError(f"{shard}: unreadable shard ({exc})") from exc
+            t, embedded = read_shard(root, rel, ["hand_valid", "camera_valid"])
             hv = fixed_list_to_numpy(t.column("hand_valid"), (2,), "bool")
             counts += [hv.any(axis=1).sum(), hv.all(axis=1).sum(),
                        np.asarray(t.column("camera_valid").to_numpy(zero_copy_only=False), bool).sum(),
                        embedded]
             n += len(t)
-            s.disk_bytes += shard.stat().st_size
+            s.disk_bytes += (root / rel).stat().st_size
         if n:
             s.hand_visible, s.both_hands, s.camera_valid, s.images = (counts / n).tolist()
     disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

@@ -5,18 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 from collections import defaultdict
 
-from . import __version__
-from .schema import SCHEMA_VERSION
-
-CONVENTIONS = {
-    "units": "metres, radians, seconds; pixels for keypoints_2d and intrinsics",
-    "camera_frame": "OpenCV: x right, y down, z forward",
-    "pose_naming": "T_a_b maps frame-b coordinates into frame a; T_world_cam is the camera pose",
-    "hands": "2 x 21 keypoints, left then right, MANO/OpenPose order",
-    "missing": "hand_valid / camera_valid flags; NaN keypoints where a hand is missing",
-    "action": "the 'relative' convention to the next stored frame (see docs/actions.md)",
-    "image": "JPEG, shorter side resized to the recipe's frame_short_side",
-}
+from .._version import __version__
+from ..schema import DATASET_CONVENTIONS, SCHEMA_VERSION
 
 SOFTWARE = ("numpy", "pyarrow", "datasets", "ray", "av", "mediapipe", "opencv-contrib-python", "torch")
 LICENSES = {
@@ -78,7 +68,7 @@ def build_info(rows: list[dict], recipes: dict, previous: dict | None = None,
     return {
         "schema_version": SCHEMA_VERSION,
         "codebase": "dexhands-data",
-        "conventions": CONVENTIONS,
+        "conventions": DATASET_CONVENTIONS,
         "total_episodes": sum(v["episodes"] for v in sources.values()),
         "total_ok": sum(v["ok"] for v in sources.values()),
         "total_failed": sum(v["failed"] for v in sources.values()),

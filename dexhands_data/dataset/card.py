@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import yaml
 
-from .schema import DATA_DIR, hf_features
+from ..schema import DATA_DIR, hf_features
 
 CITATION = """@article{goswami2025dexwm,
   title   = {World Models for Learning Dexterous Hand-Object Interactions from Human Videos},

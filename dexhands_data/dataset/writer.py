@@ -22,12 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .actions import pairwise_actions
-from .assemble import episode_row, failed_episode_row, frame_columns, frame_table
-from .records import EpisodeData, EpisodeError, EpisodeRef
-from .schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
-from .storage import Storage
+from ..actions import pairwise_actions
+from ..records import EpisodeData, EpisodeError, EpisodeRef
+from ..schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from .rows import episode_row, failed_episode_row, frame_columns, frame_table
 from .stats import DimStats
+from .storage import Storage
 
 ROW_GROUP_SIZE = 512
 
@@ -133,7 +133,7 @@ class DatasetWriter:
         ``meta/info.json`` and the dataset card; returns the info dict. ``recipes`` maps a source
         name to the settings of the run that wrote it."""
         from .card import card_text
-        from .info_json import build_info
+        from .meta_info import build_info
 
         markers = self.markers()
         rows = sorted((r for m in markers for r in m["episodes"]), key=lambda r: r["episode_id"])

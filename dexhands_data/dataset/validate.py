@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .schema import DATA_DIR, EPISODES_PATH, INFO_PATH, SCHEMA_VERSION, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from ..schema import DATA_DIR, DATASET_CONVENTIONS, EPISODES_PATH, INFO_PATH, SCHEMA_VERSION, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from .card import card_text
 
 _ARRAY_COLUMNS = {
     "keypoints_cam": (2, 21, 3), "keypoints_2d": (2, 21, 2), "hand_valid": (2,), "keypoint_conf": (2, 21),
@@ -179,9 +180,6 @@ def validate_dataset(root: str | Path) -> ValidationReport:
 
 def _check_meta_consistency(report: ValidationReport, root: Path, episodes: list[dict]) -> None:
     """info.json totals, stats.json counts and the card must describe the episodes in episodes.parquet."""
-    from .card import card_text
-    from .info_json import CONVENTIONS
-
     shards_ok = report.ok  # stats counts are only comparable when every shard was read
     info = json.loads((root / INFO_PATH).read_text()) if (root / INFO_PATH).exists() else None
     if info is not None:
@@ -194,8 +192,8 @@ def _check_meta_consistency(report: ValidationReport, root: Path, episodes: list
                 report.add(INFO_PATH, f"{key} {info.get(key)} != {value} in {EPISODES_PATH} "
                                       "(stale metadata: rerun the same command to rebuild meta/)")
         readme = root / "README.md"
-        conventions = info.get("conventions") or {}  # info.json sorts keys; the card keeps CONVENTIONS order
-        ordered = {k: conventions[k] for k in CONVENTIONS if k in conventions}
+        conventions = info.get("conventions") or {}  # info.json sorts keys; the card keeps DATASET_CONVENTIONS order
+        ordered = {k: conventions[k] for k in DATASET_CONVENTIONS if k in conventions}
         card_info = {**info, "conventions": {**ordered, **conventions}}
         if readme.exists() and readme.read_text() != card_text(card_info):
             report.add("README.md", f"does not match {INFO_PATH} "

@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
-from .actions import relative_actions
-from .records import EpisodeData, EpisodeError
-from .schema import arrow_schema, column_spec, fixed_list_array
+from .._version import __version__
+from ..actions import relative_actions
+from ..records import EpisodeData, EpisodeError
+from ..schema import arrow_schema, column_spec, fixed_list_array
 
 
 def _check(ep: EpisodeData) -> None:
