@@ -319,3 +319,17 @@ def test_mirror_image_is_not_a_rotation():
     turned = (uv - uv.mean(0)) @ np.array([[0.0, -1.0], [1.0, 0.0]]).T + uv.mean(0)
     mirror = uv * [-1.0, 1.0]
     assert not is_mirrored(uv, turned) and is_mirrored(uv, mirror)
+
+
+def test_hand_smoother_flag_reaches_the_estimator_config():
+    import argparse
+
+    from dexhands_data.cli import extract as cli_extract
+
+    parser = argparse.ArgumentParser()
+    cli_extract.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["extract", "--input", "x", "--hand-smoother", "none"])
+    raw = MediaPipeHands(**cli_extract._hands_options(args))
+    default = MediaPipeHands(**cli_extract._hands_options(parser.parse_args(["extract", "--input", "x"])))
+    assert raw.config()["lift"]["smoother"]["kind"] == "none"
+    assert default.config()["lift"]["smoother"]["kind"] == "rts"

@@ -1,16 +1,21 @@
 """MediaPipe Hands (legacy ``mp.solutions.hands``, mediapipe==0.10.21): the default, CPU, offline estimator.
 
 Per frame MediaPipe returns, for up to ``max_num_hands`` hands, 21 normalised image landmarks,
-21 **world landmarks** (metres, origin near the hand's centre, axes parallel to the camera's:
-x right, y down, z away from the camera) and a handedness label with a score.
+21 **world landmarks** (metres, origin near the hand's centre, axes roughly the camera's: x right,
+y down, z away from the camera, but 12-31 deg off on real ground truth) and a handedness label
+with a score.
 
 What this backend makes of them:
 - 2D keypoints in pixels of the frame: u = x W - 0.5, v = y H - 0.5 (pixel-centre convention, the
   one :meth:`Intrinsics.scaled` uses).
-- 3D keypoints in the OpenCV camera frame: the world landmarks translated by the t that minimises
-  their reprojection error against the 2D keypoints with the episode intrinsics
-  (:func:`geometry.lift_to_camera`); the RMS residual (px) is stored per hand. Depth therefore
-  rests on MediaPipe's metric hand size (expect ~5-15 % depth error, see the spec).
+- 3D keypoints in the OpenCV camera frame, per track in ``finish(intrinsics)``
+  (:mod:`.track_lift`): the world landmarks turned onto the viewing ray, scaled to one hand size
+  per track, placed by translation + PnP, their depths smoothed over the track, and every keypoint
+  back-projected from its 2D at that depth (the 3D reprojects onto the 2D). The rigid fit's RMS
+  residual (px) is stored per hand. Depth still rests on MediaPipe's metric hand size (expect
+  ~5-15 % depth error, see the spec). ``step()`` returns each frame's 2D and validity at once,
+  with a provisional per-frame translation lift as its 3D.
+- **Near a score of 0.5** (``chirality_below``) the shape's chirality decides the side.
 - **Handedness.** The legacy solution assumes a mirrored (selfie) image, so for ordinary,
   non-mirrored video its label names the opposite hand (measured: opposite of the true hand on
   1,280 of 1,318 detections). The label is swapped unless ``mirrored_input=True``. The raw labels,
@@ -39,6 +44,7 @@ from ..keypoints import LEFT, NUM_HANDS, NUM_KEYPOINTS, RIGHT
 from ..records import HandTrack, VideoFrame
 from .base import FrameHands
 from .postprocess import PostprocessConfig, assign_to_slots, fill_short_gaps, fix_handedness_swaps, hand_chirality
+from .smoothing import SmootherConfig
 from .track_lift import LiftConfig, lift_hands, lift_slot
 
 #: Below this handedness score MediaPipe's label is a coin toss and the shape's chirality decides the side.
@@ -191,7 +197,7 @@ class MediaPipeSession:
         self.postprocess = postprocess
         self.estimator = estimator
         self.config = config
-        self.lift = lift if lift is not None else LiftConfig()
+        self.lift = lift if lift is not None else LiftConfig(smoother=SmootherConfig(smoother))
         self.chirality_below = chirality_below
         self._frames: list[FrameHands] = []
         self._world: list[np.ndarray] = []
@@ -324,7 +330,10 @@ class MediaPipeHands:
 
     ``model_complexity`` 0 (lite, faster) or 1 (full); ``static_image_mode`` False tracks hands
     across frames (video mode), True detects on every frame; ``mirrored_input`` True for selfie
-    (mirrored) footage, where MediaPipe's labels are already right.
+    (mirrored) footage, where MediaPipe's labels are already right. ``lift``: how tracks are lifted
+    to 3D (:class:`~.track_lift.LiftConfig`); without it, the default with ``smoother`` ("rts" or
+    "none") as the depth smoother. ``chirality_below``: below this handedness score the shape's
+    chirality decides the side (0 disables).
     """
 
     name = "mediapipe"
@@ -334,7 +343,7 @@ class MediaPipeHands:
                  max_num_hands: int = 2,
                  mirrored_input: bool = False, postprocess: PostprocessConfig | None = None,
                  detector_factory: Any = None, lift: LiftConfig | None = None,
-                 chirality_below: float = CHIRALITY_BELOW):
+                 chirality_below: float = CHIRALITY_BELOW, smoother: str = "rts"):
         import mediapipe as mp
 
         if model_complexity not in (0, 1):
@@ -349,7 +358,7 @@ class MediaPipeHands:
         self.max_num_hands = int(max_num_hands)
         self.mirrored_input = bool(mirrored_input)
         self.postprocess = postprocess if postprocess is not None else PostprocessConfig()
-        self.lift = lift if lift is not None else LiftConfig()
+        self.lift = lift if lift is not None else LiftConfig(smoother=SmootherConfig(smoother))
         self.chirality_below = float(chirality_below)
         self._detector_factory = detector_factory or LegacyHandsDetector
 
