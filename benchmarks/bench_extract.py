@@ -99,7 +99,8 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=8)
     ap.add_argument("--loop", type=int, default=5, help="length multiplier of the long 1080p video")
     ap.add_argument("--hands-only", action="store_true",
-                    help="only MediaPipe-only vs end-to-end hands-only with 1 worker, back to back (the speed ratio)")
+                    help="only MediaPipe-only vs end-to-end hands-only with 1 worker, back to back "
+                         "(the speed ratio)")
     args = ap.parse_args()
     rows = []
     fps_dec, frames, K = decode_fps(args.video)

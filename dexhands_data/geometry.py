@@ -110,7 +110,8 @@ class Intrinsics:
         if not 1.0 < horizontal_fov_deg < 179.0:
             raise ValueError(f"horizontal field of view must be in (1, 179) degrees, got {horizontal_fov_deg}")
         f = 0.5 * width / np.tan(np.deg2rad(horizontal_fov_deg) / 2.0)
-        return cls(float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height), "fov_prior")
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        return cls(float(f), float(f), cx, cy, int(width), int(height), "fov_prior")
 
     @classmethod
     def from_K(cls, K: np.ndarray, width: int, height: int, source: str = "dataset") -> "Intrinsics":

@@ -93,7 +93,8 @@ def test_intrinsics_from_fov():
     # pixel-centre convention: pixel i covers [i - 0.5, i + 0.5], the image spans [-0.5, W - 0.5]
     assert (intr.cx, intr.cy, intr.source) == (319.5, 179.5, "fov_prior")
     # the image border (u = W - 0.5) is at the half field of view, on both sides
-    u = project(np.array([[np.tan(np.deg2rad(45.0)), 0.0, 1.0], [-np.tan(np.deg2rad(45.0)), 0.0, 1.0]]), intr.K)[:, 0]
+    edge = np.tan(np.deg2rad(45.0))
+    u = project(np.array([[edge, 0.0, 1.0], [-edge, 0.0, 1.0]]), intr.K)[:, 0]
     np.testing.assert_allclose(u, [639.5, -0.5])
     # consistent with Intrinsics.scaled: the same camera at half resolution
     half = Intrinsics.from_fov(320, 180, 90.0)

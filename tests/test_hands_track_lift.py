@@ -61,6 +61,12 @@ def replay_track(landmarker, lift: LiftConfig | None = None, intrinsics: Intrins
 
 
 RAW = LiftConfig(smoother=SmootherConfig("none"))
+PER_FRAME = LiftConfig("rigid", False, "frame", pose="translation", smoother=SmootherConfig("none"))
+
+
+def reprojection_px(track, mask: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Distances (px) between the stored 3D projected with K and the stored 2D, hands in ``mask``."""
+    return np.linalg.norm(project(track.keypoints_cam[mask], K) - track.keypoints_2d[mask], axis=-1)
 
 
 # ----------------------------------------------------------------------------- real track
@@ -70,15 +76,15 @@ def test_3d_lands_on_the_stored_2d_on_a_real_track(landmarker):
     track = replay_track(landmarker)
     v = track.valid
     assert v[:, RIGHT].mean() > 0.95
-    err = np.linalg.norm(project(track.keypoints_cam[v], landmarker[1].K) - track.keypoints_2d[v], axis=-1)
+    err = reprojection_px(track, v, landmarker[1].K)
     assert np.median(err) < 1e-3 and err.max() < 0.01  # px; float32 storage rounding only
     assert track.processing["reprojection_px_median"] < 1e-3
     # the legacy translation-only lift misses its own 2D by pixels
-    legacy = replay_track(landmarker, LiftConfig("rigid", False, "frame", pose="translation", smoother=SmootherConfig("none")))
-    err_legacy = np.linalg.norm(project(legacy.keypoints_cam[v], landmarker[1].K) - legacy.keypoints_2d[v], axis=-1)
-    assert np.median(err_legacy) > 2.0
+    legacy = replay_track(landmarker, PER_FRAME)
+    assert np.median(reprojection_px(legacy, v, landmarker[1].K)) > 2.0
     # what ran is recorded
-    assert track.processing["lift"]["smoother"]["kind"] == "rts" and track.config["lift"]["hand_size"] == "track"
+    assert track.processing["lift"]["smoother"]["kind"] == "rts"
+    assert track.config["lift"]["hand_size"] == "track"
     assert isinstance(track.processing["gap_frames_filled"], int)
 
 
@@ -103,7 +109,7 @@ def test_smoother_reduces_depth_jitter_without_lag_on_a_real_track(landmarker):
     corr = [np.nansum(np.where(ok, zr, 0) * np.roll(np.where(ok, zs, 0), lag)) for lag in lags]
     assert abs(list(lags)[int(np.argmax(corr))]) <= 1
     assert abs(np.nanmedian(z_smooth - z_raw)) < 0.02 * np.nanmedian(z_raw)  # no bias
-    assert np.nanmax(z_raw[-30:]) < 0.8 * np.nanmin(z_raw[:30]) or np.nanmedian(z_raw[-30:]) < np.nanmedian(z_raw[:30])
+    assert np.nanmedian(z_raw[-30:]) < np.nanmedian(z_raw[:30])  # the hand does come closer
 
 
 def test_one_hand_size_per_track_on_a_real_track(landmarker):
@@ -117,7 +123,7 @@ def test_one_hand_size_per_track_on_a_real_track(landmarker):
     template = np.median(bones_f, axis=0)  # the track's hand: per-bone median (scale-free of the frames)
     ratio_f, ratio_t = np.median(bones_f / template, axis=1), np.median(bones_t / template, axis=1)
     assert np.std(ratio_f) > 0.05  # MediaPipe's hand size drifts by > 5 % over the clip
-    np.testing.assert_allclose(ratio_t, 1.0, atol=2e-3)  # held: every frame has the track's size (even-count median)
+    np.testing.assert_allclose(ratio_t, 1.0, atol=2e-3)  # held: every frame has the track's size
     size_f, size_t = bones_f.sum(axis=1), bones_t.sum(axis=1)  # total bone length, any articulation
     assert np.std(size_t) / np.mean(size_t) < 0.5 * np.std(size_f) / np.mean(size_f)
     palm = [BONES.index((WRIST, MIDDLE_MCP))]
@@ -128,7 +134,8 @@ def test_one_hand_size_per_track_on_a_real_track(landmarker):
 
 
 def test_final_intrinsics_passed_to_finish_are_used(landmarker):
-    """A pipeline that refines K (camera self-calibration) lifts with the final K: 3D lands on the 2D with it."""
+    """A pipeline that refines K (camera self-calibration) lifts with the final K: the 3D lands on
+    the 2D with it."""
     raws, intr = landmarker
     wider = Intrinsics(intr.fx * 0.8, intr.fy * 0.8, intr.cx, intr.cy, intr.width, intr.height, "calibration")
     a, b = replay_track(landmarker), replay_track(landmarker, intrinsics=wider)
@@ -147,7 +154,8 @@ def test_heatmap_targets_land_on_the_stored_2d(landmarker):
     track = replay_track(landmarker)
     geom = CropGeometry.for_source(intr.width, intr.height)
     uv, visible = project_hc_keypoints(track.keypoints_cam, track.valid, intr.K, geom)
-    hc = np.concatenate([track.keypoints_2d[:, h][:, [WRIST, 4, 8, 12, 16, 20]] for h in (LEFT, RIGHT)], axis=1)
+    hc_rows = [WRIST, 4, 8, 12, 16, 20]
+    hc = np.concatenate([track.keypoints_2d[:, h][:, hc_rows] for h in (LEFT, RIGHT)], axis=1)
     expect = geom.source_to_crop(hc)
     assert visible.any()
     assert np.abs(uv[visible] - expect[visible]).max() < 0.01
@@ -165,7 +173,8 @@ def test_chirality_decides_handedness_near_score_half_on_handgraphcnn(shared_dat
 
     root = shared_data / "hand3d_gt" / "handgraphcnn_realworld_nc"
     params = loadmat(root / "params.mat")
-    with_rule, without = MediaPipeHands(model_complexity=1), MediaPipeHands(model_complexity=1, chirality_below=0.0)
+    with_rule = MediaPipeHands(model_complexity=1)
+    without = MediaPipeHands(model_complexity=1, chirality_below=0.0)
     for name in ("00200", "00450", "00000", "00350"):
         i = int(name)
         fx, fy, u0, v0 = params["cam_param"][i]
@@ -208,7 +217,7 @@ def test_bad_input_keeps_validity_and_no_nan_in_valid_hands():
     # a track of one frame
     one = _session_track([[_raw(hand + [0.0, 0.0, 0.5], K640)]], K640)
     assert one.valid.tolist() == [[False, True]] and np.all(np.isfinite(one.keypoints_cam[0, RIGHT]))
-    assert np.linalg.norm(project(one.keypoints_cam[0, RIGHT], K640.K) - one.keypoints_2d[0, RIGHT], axis=-1).max() < 1e-3
+    assert reprojection_px(one, one.valid, K640.K).max() < 1e-3
     # all-NaN landmarks: dropped at step, counted, never valid
     nan_raw = RawHand("Left", 0.9, np.full((21, 3), np.nan), np.full((21, 3), np.nan))
     frames = [[_raw(hand + [0.0, 0.0, 0.5], K640)], [nan_raw], [_raw(hand + [0.01, 0.0, 0.5], K640)]]
@@ -221,7 +230,8 @@ def test_bad_input_keeps_validity_and_no_nan_in_valid_hands():
     tr = _session_track(leaving, K640)
     for t in range(8):
         if tr.valid[t, RIGHT]:
-            assert np.all(np.isfinite(tr.keypoints_cam[t, RIGHT])) and np.all(np.isfinite(tr.keypoints_2d[t, RIGHT]))
+            assert np.all(np.isfinite(tr.keypoints_cam[t, RIGHT]))
+            assert np.all(np.isfinite(tr.keypoints_2d[t, RIGHT]))
         else:
             assert np.all(np.isnan(tr.keypoints_cam[t, RIGHT]))
     outside = tr.keypoints_2d[:, RIGHT, :, 0] > 639.5
@@ -249,7 +259,8 @@ def test_ray_rotation_maps_the_optical_axis_onto_the_ray():
         np.testing.assert_allclose(project(R @ [0, 0, 1.0], K), pixel, atol=1e-9)
     # at 105 deg FoV the image corner ray is ~57 deg off the axis
     R = ray_rotation(np.array([0.0, 0.0]), K)
-    assert np.degrees(np.arccos(R[2, 2])) == pytest.approx(np.degrees(np.arctan(np.hypot(959.5, 539.5) / 736.6)))
+    off_axis = np.degrees(np.arctan(np.hypot(959.5, 539.5) / 736.6))
+    assert np.degrees(np.arccos(R[2, 2])) == pytest.approx(off_axis)
 
 
 def test_rts_smoother_keeps_a_ramp_and_removes_noise():
@@ -277,7 +288,8 @@ def test_interpolated_hand_keeps_its_shape_while_turning():
     b = (a - c) @ Rz.T + c + [0.02, 0.0, 0.0]
     mid = interpolate_hand(a, b, 0.5)
     np.testing.assert_allclose(bone_lengths(mid), bone_lengths(a), atol=1e-9)
-    R45 = np.array([[np.cos(np.pi / 4), -np.sin(np.pi / 4), 0], [np.sin(np.pi / 4), np.cos(np.pi / 4), 0], [0, 0, 1]])
+    c45 = np.cos(np.pi / 4)
+    R45 = np.array([[c45, -c45, 0], [c45, c45, 0], [0, 0, 1]])
     np.testing.assert_allclose(mid, (a - c) @ R45.T + c + [0.01, 0.0, 0.0], atol=1e-9)
     linear = 0.5 * (a + b)
     assert np.median(bone_lengths(linear) / bone_lengths(a)) < 0.8
@@ -307,8 +319,9 @@ def test_filled_hands_keep_their_size_on_the_real_egocentric_clip(shared_data):
         box = np.ptp(track.keypoints_2d[t, h], axis=0)
         ends = [np.ptp(track.keypoints_2d[u, h], axis=0) for u in (t - 1, t + 1) if track.valid[u, h]]
         assert np.all(box >= 0.8 * np.min(ends, axis=0))
-        err = np.linalg.norm(project(track.keypoints_cam[t, h], ep.intrinsics.K) - track.keypoints_2d[t, h], axis=-1)
-        assert err.max() < 0.01
+        mask = np.zeros_like(track.valid)
+        mask[t, h] = True
+        assert reprojection_px(track, mask, ep.intrinsics.K).max() < 0.01
     assert track.processing["gaps_not_filled_mirrored"] >= 1 and not track.valid[111, LEFT]
 
 

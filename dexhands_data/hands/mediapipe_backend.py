@@ -43,7 +43,13 @@ from ..geometry import Intrinsics, lift_to_camera, project
 from ..keypoints import LEFT, NUM_HANDS, NUM_KEYPOINTS, RIGHT
 from ..records import HandTrack, VideoFrame
 from .base import FrameHands
-from .postprocess import PostprocessConfig, assign_to_slots, fill_short_gaps, fix_handedness_swaps, hand_chirality
+from .postprocess import (
+    PostprocessConfig,
+    assign_to_slots,
+    fill_short_gaps,
+    fix_handedness_swaps,
+    hand_chirality,
+)
 from .smoothing import SmootherConfig
 from .track_lift import LiftConfig, lift_hands, lift_slot
 
@@ -214,7 +220,8 @@ class MediaPipeSession:
                 f"{self.intrinsics.width}x{self.intrinsics.height}"
             )
         raw = self._detector.detect(frame.image)
-        detections = [to_detection(r, self.intrinsics, self.mirrored_input, self.chirality_below) for r in raw]
+        detections = [to_detection(r, self.intrinsics, self.mirrored_input, self.chirality_below)
+                      for r in raw]
         lifted = [d for d in detections if d.lifted]
         self._events["lift_failed"] += len(detections) - len(lifted)
         prev = self._frames[-1].keypoints_2d[:, 0].astype(np.float64) if self._frames else None
@@ -261,7 +268,8 @@ class MediaPipeSession:
         track.config = dict(self.config)
         cfg = self.postprocess
         swaps = fix_handedness_swaps(track, cfg, companions=[world]) if cfg.fix_swaps else 0
-        cam, residual, lifted, lift_info = lift_hands(track.keypoints_2d, world, track.valid, intr.K, self.lift)
+        cam, residual, lifted, lift_info = lift_hands(track.keypoints_2d, world, track.valid, intr.K,
+                                                      self.lift)
         track.keypoints_cam[:] = cam
         track.lift_residual_px[:] = residual
         lost = track.valid & ~lifted
@@ -398,7 +406,8 @@ class MediaPipeHands:
             detector.close()
         for d in detections:
             if d.lifted:
-                res = lift_slot(d.keypoints_2d[None], d.keypoints_world[None], np.ones(1, bool), intrinsics.K, self.lift)
+                res = lift_slot(d.keypoints_2d[None], d.keypoints_world[None], np.ones(1, bool),
+                                intrinsics.K, self.lift)
                 if np.all(np.isfinite(res.keypoints_cam[0])):
                     d.keypoints_cam = res.keypoints_cam[0]
         return detections

@@ -163,8 +163,8 @@ class PostprocessConfig:
     kept labels would make a wrist jump by more than this many hand sizes (2D keypoint box
     diagonals). ``lookback``: frames a slot's last wrist position stays a reference.
     ``max_gap_fill``: fill runs of at most this many missing frames between two valid frames of the
-    same slot keeping the hand's shape (:func:`fill_short_gaps`; 0 disables); filled frames get ``valid`` True, confidence 0,
-    score 0 and NaN lift residual, and are counted.
+    same slot keeping the hand's shape (:func:`fill_short_gaps`; 0 disables); filled frames get
+    ``valid`` True, confidence 0, score 0 and NaN lift residual, and are counted.
     """
 
     fix_swaps: bool = True
@@ -251,7 +251,8 @@ def _should_swap(valid: np.ndarray, wr: np.ndarray, ref: list, scale: float, cfg
 
 
 def _rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation R (d x d, no reflection) with ``(source - mean) @ R.T`` closest to ``target - mean`` (Kabsch)."""
+    """Rotation R (d x d, no reflection) with ``(source - mean) @ R.T`` closest to ``target - mean``
+    (Kabsch)."""
     X = source - source.mean(axis=0)
     Y = target - target.mean(axis=0)
     U, _, Vt = np.linalg.svd(X.T @ Y)
@@ -316,20 +317,23 @@ def fill_short_gaps(track: HandTrack, max_gap: int, K: np.ndarray | None = None)
             cam_ok = np.all(np.isfinite(track.keypoints_cam[[a, b], s]))
             for t in range(a + 1, b):
                 w = (t - a) / (b - a)
-                track.keypoints_2d[t, s] = interpolate_hand(track.keypoints_2d[a, s], track.keypoints_2d[b, s], w)
+                kp2d = track.keypoints_2d[:, s]
+                kp2d[t] = interpolate_hand(kp2d[a], kp2d[b], w)
                 if not cam_ok:
                     continue
                 if K is not None:
                     z = (1 - w) * track.keypoints_cam[a, s, :, 2] + w * track.keypoints_cam[b, s, :, 2]
                     track.keypoints_cam[t, s] = unproject(track.keypoints_2d[t, s], z, K)
                 else:
-                    track.keypoints_cam[t, s] = interpolate_hand(track.keypoints_cam[a, s], track.keypoints_cam[b, s], w)
+                    cam = track.keypoints_cam[:, s]
+                    cam[t] = interpolate_hand(cam[a], cam[b], w)
             track.valid[a + 1:b, s] = True
             track.confidence[a + 1:b, s] = 0.0
             track.score[a + 1:b, s] = 0.0
             track.lift_residual_px[a + 1:b, s] = np.nan
             filled += gap
-    track.processing["gaps_not_filled_mirrored"] = track.processing.get("gaps_not_filled_mirrored", 0) + mirrored
+    key = "gaps_not_filled_mirrored"
+    track.processing[key] = track.processing.get(key, 0) + mirrored
     return filled
 
 

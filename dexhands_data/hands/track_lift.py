@@ -42,10 +42,11 @@ class LiftConfig:
 
     ``method``: ``"backproject"`` (3D on the 2D rays) or ``"rigid"`` (the placed shape as it is,
     which does not reproject onto the 2D; with ``pose="translation"``, ``hand_size="frame"``, no
-    ray rotation and no smoother it is the per-frame lift of ``step()``). ``ray_rotation``: rotate the shape onto the viewing
-    ray first. ``hand_size``: ``"track"`` or ``"frame"``. ``restart_gap``: a slot missing for more
-    than this many frames starts a new track. ``pose``: ``"pnp"`` (rotation and translation) or
-    ``"translation"``. ``smoother``: depth smoothing over each track.
+    ray rotation and no smoother it is the per-frame lift of ``step()``). ``ray_rotation``: rotate
+    the shape onto the viewing ray first. ``hand_size``: ``"track"`` or ``"frame"``.
+    ``restart_gap``: a slot missing for more than this many frames starts a new track. ``pose``:
+    ``"pnp"`` (rotation and translation) or ``"translation"``. ``smoother``: depth smoothing over
+    each track.
     """
 
     method: str = "backproject"
