@@ -84,6 +84,8 @@ def run(args) -> int:
                                   intrinsics_file=args.intrinsics_file, kinds=args.ego4d_kinds)
     elif args.source == "egodex":
         source_options = {"target_fps": args.fps, "camera_axes": args.egodex_camera_axes}
+        if args.frame_size == 0:  # no frames wanted: recordings without their video pass through
+            source_options["require_video"] = False
     elif args.source == "aria":
         source_options = {"target_fps": args.fps, "pinhole_size": args.aria_pinhole_size,
                           "focal_scale": args.aria_focal_scale, "calibration": args.aria_calibration,

@@ -18,6 +18,8 @@ SUBCOMMANDS = (
     "actions",
     "publish",
     "compare_hands",
+    "score",
+    "score_images",
     "train_reference",
 )
 
