@@ -106,7 +106,8 @@ def run(args) -> int:
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
                            show_progress=not args.no_progress, executor=args.executor,
-                           num_gpus_per_worker=args.gpus_per_worker, recipe=args.recipe_used)
+                           num_gpus_per_worker=args.gpus_per_worker, recipe=args.recipe_used,
+                           verbose=getattr(args, "verbose", False))
     ids = set(Path(args.ids).read_text().split()) if args.ids else None
     split = args.split if args.source in ("videos", "ego4d") else None
     summary = run_extract(settings, args.input, run_config, ids, split)

@@ -102,6 +102,55 @@ def match_hands(ref_2d: np.ndarray, ref_valid: np.ndarray, other_2d: np.ndarray,
     return HandPairs(frame, ref_slot, other_for_ref[frame, ref_slot], other_for_ref)
 
 
+def _polar_rotations(H: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Orthogonal polar factors Q of a batch of 3 x 3 matrices H = Q P (P symmetric positive
+    semi-definite), by Newton's iteration Q <- (g Q + Q^-T / g) / 2 with Higham's Frobenius scaling g
+    for the first steps, written on the nine entries as separate arrays (one cofactor inverse per
+    step, no per-matrix LAPACK call). Returns Q (P, 3, 3) and ok (P,): det(H) > 0 and Q orthogonal to
+    1e-10 (where det(H) <= 0 the best rotation is not the polar factor; the caller redoes those)."""
+    a = [H[:, i, j].copy() for i in range(3) for j in range(3)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        det_h = None
+        for step in range(iterations):
+            a00, a01, a02, a10, a11, a12, a20, a21, a22 = a
+            c = [a11 * a22 - a12 * a21, a12 * a20 - a10 * a22, a10 * a21 - a11 * a20,
+                 a21 * a02 - a22 * a01, a22 * a00 - a20 * a02, a20 * a01 - a21 * a00,
+                 a01 * a12 - a02 * a11, a02 * a10 - a00 * a12, a00 * a11 - a01 * a10]  # cofactors
+            det = a00 * c[0] + a01 * c[1] + a02 * c[2]
+            det_h = det if det_h is None else det_h
+            inv = 1.0 / det  # Q^-T = cofactors / det
+            if step < iterations // 2:
+                g = np.sqrt(np.sqrt(sum(x * x for x in c) * inv * inv / sum(x * x for x in a)))
+                half_q, half_c = 0.5 * g, 0.5 * inv / g
+            else:
+                half_q, half_c = 0.5, 0.5 * inv
+            a = [half_q * x + half_c * y for x, y in zip(a, c)]
+        Q = np.stack(a, axis=1).reshape(-1, 3, 3)
+        gram = np.swapaxes(Q, 1, 2) @ Q
+        ok = (det_h > 1e-12 * np.abs(H).sum(axis=(1, 2)) ** 3) & (np.abs(gram - np.eye(3)).max(axis=(1, 2)) < 1e-10)
+    return Q, ok
+
+
+def _kabsch(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For cross-covariances H = Xc^T Yc (P, 3, 3): the rotations R (P, 3, 3) maximising
+    tr(R H) (so that R x best fits y, reflections excluded) and the sums of H's singular values with
+    the reflection sign (the Umeyama scale numerator). The polar factor serves where det(H) > 0
+    (R = Q^T, sum = tr(Q^T H)); the rest (reflections, rank-deficient sets) take the SVD."""
+    Q, ok = _polar_rotations(H)
+    R = np.swapaxes(Q, 1, 2)
+    sv_sum = np.einsum("pij,pji->p", R, H)
+    redo = np.flatnonzero(~ok)
+    if len(redo):
+        U, S, Vt = np.linalg.svd(H[redo])
+        d = np.sign(np.linalg.det(U @ Vt))
+        d[d == 0] = 1.0
+        D = np.ones((len(redo), 3))
+        D[:, 2] = d
+        R[redo] = np.swapaxes((U * D[:, None, :]) @ Vt, 1, 2)  # (U D Vt)^T
+        sv_sum[redo] = (S * D).sum(axis=1)
+    return R, sv_sum
+
+
 def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
     """Each ``source`` (P, K, 3) moved by the similarity (rotation, translation, optional scale) that best
     fits it to ``target`` (P, K, 3) in least squares (Umeyama), reflections excluded. Rows with a
@@ -109,20 +158,16 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
     X = np.asarray(source, np.float64)  # float64: identical sets align to ~1e-12, not float32's ~1e-7
     Y = np.asarray(target, np.float64)
     ok = np.isfinite(X).all(axis=(1, 2)) & np.isfinite(Y).all(axis=(1, 2))
-    X = np.where(ok[:, None, None], X, 0.0)
-    Y = np.where(ok[:, None, None], Y, 0.0)
+    if not ok.all():
+        X = np.where(ok[:, None, None], X, 0.0)
+        Y = np.where(ok[:, None, None], Y, 0.0)
     mx, my = X.mean(axis=1, keepdims=True), Y.mean(axis=1, keepdims=True)
     Xc, Yc = X - mx, Y - my
-    U, S, Vt = np.linalg.svd(np.swapaxes(Xc, 1, 2) @ Yc)
-    d = np.sign(np.linalg.det(U @ Vt))
-    d[d == 0] = 1.0
-    D = np.ones((len(X), 3))
-    D[:, 2] = d
-    R = np.swapaxes((U * D[:, None, :]) @ Vt, 1, 2)  # (U D Vt)^T
-    var = (Xc**2).sum(axis=(1, 2))
+    R, sv_sum = _kabsch(np.swapaxes(Xc, 1, 2) @ Yc)
+    var = np.einsum("pki,pki->p", Xc, Xc)
     if scale:
         with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.where(var > 0, (S * D).sum(axis=1) / var, 1.0)
+            c = np.where(var > 0, sv_sum / var, 1.0)
     else:
         c = np.ones(len(X))
     out = c[:, None, None] * (Xc @ np.swapaxes(R, 1, 2)) + my

@@ -15,7 +15,10 @@ Ground truth is passed through (formats.md §2):
   Every episode records that evidence in ``extra["axis_check"]``.
 * Intrinsics: ``camera/intrinsic`` when present, finite and 3x3 (``source="dataset"``); otherwise
   (part1 files hold an empty (0, 3) array, ml-egodex#10) the documented constant fx = fy = 736.6339,
-  cx = 960, cy = 540 at 1920x1080, scaled to the video size (``source="default"``).
+  cx = 960, cy = 540 at 1920x1080 (``source="default"``). Either K belongs to the 2cx x 2cy frame; a
+  video stored as a uniform downscale of it gets K scaled (recorded in the hands' ``processing``:
+  ``intrinsics_native_size``, ``intrinsics_scale``); another aspect ratio or a larger video fails the
+  episode (``egodex_intrinsics.py``).
 * Without the ``<k>.mp4`` (``require_video=False``, what ``extract --frame-size 0`` asks for): the
   poses pass through on their own, one frame per pose row at the nominal 30 Hz, the image size taken
   from K (2 cx x 2 cy; 1920x1080 without K), recorded in ``extra["image_size_from"]``; frames carry no
@@ -41,6 +44,7 @@ from ..keypoints import NUM_HANDS, NUM_KEYPOINTS
 from ..records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
 from ..video_io import FrameReader, VideoInfo, probe_video, select_nearest_frames
 from .base import OpenedEpisode
+from .egodex_intrinsics import FittedIntrinsics, IntrinsicsMismatch, fit_intrinsics, native_frame
 
 NAME = "egodex"
 
@@ -75,17 +79,11 @@ def image_size_from_K(K: np.ndarray | None) -> tuple[int, int]:
     1920x1080 without K."""
     if K is None:
         return DEFAULT_K[3], DEFAULT_K[4]
-    return int(round(2 * K[0, 2])), int(round(2 * K[1, 2]))
+    return native_frame(K[0, 2], K[1, 2])
 
 
 def joint_name(side: str, joint: str) -> str:
     return f"{side}{joint}"
-
-
-def default_intrinsics(width: int, height: int) -> Intrinsics:
-    f, cx, cy, w, h = DEFAULT_K
-    base = Intrinsics(f, f, cx, cy, w, h, "default")
-    return base if (width, height) == (w, h) else base.scaled(width, height)
 
 
 def _attr_str(attrs: h5py.AttributeManager, key: str) -> str | None:
@@ -242,12 +240,11 @@ class EgoDexSource:
         n = raw.T_world_cam.shape[0] if video_frames is None else min(raw.T_world_cam.shape[0], video_frames)
         if n == 0:
             raise EpisodeError(f"{mp4_path if info else h5_path}: no frames")
-        intr = raw.intrinsics(width, height)
-        if not (0 < intr.cx < width and 0 < intr.cy < height):
-            raise EpisodeError(
-                f"{h5_path}: camera/intrinsic principal point ({intr.cx:.1f}, {intr.cy:.1f}) "
-                f"lies outside the {width}x{height} video {mp4_path.name}"
-            )
+        try:
+            fitted = raw.intrinsics(width, height)
+        except IntrinsicsMismatch as exc:
+            raise EpisodeError(f"{h5_path} with {mp4_path.name}: {raw.intrinsics_note}: {exc}") from None
+        intr = fitted.intrinsics
         wrists = raw.joints_world[:n, :, 0]
         evidence = axis_evidence(raw.T_world_cam[:n], wrists, intr)
         axes = self.camera_axes
@@ -259,6 +256,8 @@ class EgoDexSource:
         if self.target_fps is not None:
             keep = select_nearest_frames(keep / fps, self.target_fps, 1 / fps)
         hands, camera = ground_truth_tracks(raw, keep, axes, intr)
+        if fitted.rescaled:
+            hands.processing.update(fitted.processing())
         extra = {
             "video": mp4_path.name if info is not None else None,
             "image_size_from": size_from,
@@ -266,7 +265,9 @@ class EgoDexSource:
             "video_frames": video_frames,
             "camera_axes": axes,
             "axis_check": evidence,
-            "intrinsics_note": raw.intrinsics_note,
+            "intrinsics_note": raw.intrinsics_note + (
+                f", scaled x {fitted.scale:.4f} from {fitted.native_size[0]}x{fitted.native_size[1]}"
+                if fitted.rescaled else ""),
             "confidences": raw.confidence_note,
             "task_source": raw.task_source,
             "attributes": raw.attributes,
@@ -309,10 +310,14 @@ class RawEgoDex:
     task_source: str
     attributes: dict[str, str]
 
-    def intrinsics(self, width: int, height: int) -> Intrinsics:
+    def intrinsics(self, width: int, height: int) -> FittedIntrinsics:
+        """K (stored, else the documented constant) on a ``width`` x ``height`` video
+        (``egodex_intrinsics``: used as stored, scaled to a downscaled video, or IntrinsicsMismatch)."""
         if self.K is None:
-            return default_intrinsics(width, height)
-        return Intrinsics.from_K(self.K, width, height, "dataset")
+            f, cx, cy, _, _ = DEFAULT_K
+            return fit_intrinsics(f, f, cx, cy, width, height, "default")
+        K = self.K
+        return fit_intrinsics(K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height, "dataset")
 
 
 def read_hdf5(path: Path, task_folder: str) -> RawEgoDex:

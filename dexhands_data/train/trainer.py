@@ -15,8 +15,10 @@ Run folder::
 
     RUN_DIR/config.json            the resolved TrainConfig
     RUN_DIR/metrics.jsonl          one JSON object per logged step: step, loss, loss_state, loss_hc, lr, ...
+    RUN_DIR/events.out.tfevents.*  the same scalars for TensorBoard (``event_log.py``)
     RUN_DIR/checkpoints/step_XXXXXXX.pt   model, optimiser, scheduler, data position, RNG states
     RUN_DIR/eval/metrics.json, eval/heatmaps.png   written by --eval
+    RUN_DIR/report.png             curves + evaluation figures, written by --report (``report.py``)
 
 Multi-GPU: ``torchrun --nproc_per_node=8 -m dexhands_data.cli.main train-reference ...`` (DDP; the per-GPU
 batch is ``batch_size``; rank 0 logs and checkpoints). Resume: the same command with ``--resume``; the run
@@ -43,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .encoders import FrozenEncoder, build_encoder
+from .event_log import EventLog
 from .hc_head import PCK_THRESHOLDS_PX, HeatmapHead, argmax_coords, hc_loss, hc_targets, pck
 from .model import PREDICTOR_SIZES, CDiTPredictor, PredictorConfig
 
@@ -352,6 +355,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
         _truncate_metrics(out / "metrics.jsonl", step)
+        events = EventLog(out, resume_step=step)
 
     train_model: nn.Module = model
     if env.world > 1:
@@ -402,6 +406,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
                 logged.append(rec)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
+                events.log(rec)
                 print(f"[train-reference] step {step}/{cfg.steps} loss {rec['loss']:.5f} "
                       f"(state {rec['loss_state']:.5f}, hc {rec['loss_hc']:.3e}) lr {lr:.2e} "
                       f"{rec['steps_per_s']:.2f} steps/s {rec['samples_per_s']:.1f} samples/s", flush=True)
@@ -418,6 +423,8 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
                                 scheduler=sched.state_dict(), rng=rng, config=asdict(cfg))
                 for old in checkpoint_paths(out)[: -cfg.keep_checkpoints]:
                     old.unlink()
+    if env.main:
+        events.close()
     if env.world > 1:
         dist.barrier()
         dist.destroy_process_group()
