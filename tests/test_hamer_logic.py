@@ -42,6 +42,8 @@ from dexhands_data.hands.hamer_backend import (
 )
 from dexhands_data.hands.mediapipe_backend import MediaPipeHands
 from dexhands_data.hands.postprocess import PostprocessConfig, postprocess_track
+from dexhands_data.hands.smoothing import SmootherConfig
+from dexhands_data.hands.track_lift import LiftConfig
 from dexhands_data.keypoints import KEYPOINT_NAMES, LEFT, RIGHT
 from dexhands_data.records import VideoFrame
 
@@ -360,7 +362,9 @@ def test_session_on_real_egocentric_video_batches_across_frames(ego_frames, dete
     background thread) come back to the right (frame, hand) and give the known hands back. With
     detect_every=3 the detector runs on frames 0, 3, 6, 9 and the frames between reuse its boxes."""
     K = Intrinsics.from_fov(1920, 1080, 90.0)
-    ref_session = MediaPipeHands(model_complexity=0).session(K)
+    per_frame = LiftConfig(method="rigid", ray_rotation=False, hand_size="frame", pose="translation",
+                           smoother=SmootherConfig("none"))  # finish() keeps step()'s 3D
+    ref_session = MediaPipeHands(model_complexity=0, lift=per_frame).session(K)
     known, requested, last = [], [], None
     for i, fr in enumerate(ego_frames):  # the same detector calls the session will make
         if i % detect_every == 0 or last is None or not last.valid.any():

@@ -337,7 +337,12 @@ class HamerSession:
             if hand.translation_weak[2] > 0:
                 self._depth_ratio.append(float(hand.translation_weak[2] / hand.translation[2]))
 
-    def finish(self) -> HandTrack:
+    def finish(self, intrinsics: Intrinsics | None = None) -> HandTrack:
+        """The track; HaMeR's hands are placed per frame with the session's intrinsics, so a
+        different ``intrinsics`` here is refused (re-placing with a refined K is MediaPipe-only)."""
+        if intrinsics is not None and intrinsics.K.tolist() != self.intrinsics.K.tolist():
+            raise ValueError("HaMeR places hands with the session's intrinsics; finish() cannot re-lift "
+                             "them with different ones")
         if not self._closed:
             try:
                 self._take(self._batcher.flush())
