@@ -127,8 +127,9 @@ def test_extract_gives_the_episode_and_its_hands_the_self_calibrated_k(rotation_
     assert ep.intrinsics.source == "self_calibrated" and abs(ep.intrinsics.fx / K[0, 0] - 1) < 0.02
     assert ep.camera.intrinsics == ep.intrinsics and ep.camera.valid.all()
     hands = ep.hands
-    assert hands.processing["relifted_with_intrinsics"] == "self_calibrated"
-    for i, s in zip(*np.nonzero(hands.valid)):  # every lifted hand reprojects with the episode's K
+    assert hands.processing["lift_intrinsics_source"] == "self_calibrated"
+    assert hands.valid.any()
+    for i, s in zip(*np.nonzero(hands.valid)):  # every lifted hand lands on its 2D with the episode's K
         uv = project(hands.keypoints_cam[i, s].astype(np.float64), ep.intrinsics.K)
         rms = np.sqrt(np.mean(np.sum((uv - hands.keypoints_2d[i, s]) ** 2, axis=-1)))
-        assert abs(rms - hands.lift_residual_px[i, s]) < 0.5
+        assert rms < 1.0

@@ -463,3 +463,32 @@ def test_missing_install_is_named_exactly(tmp_path, monkeypatch):
     other = tmp_path / "mano_elsewhere"
     with pytest.raises(HamerUnavailable, match=f"MANO_RIGHT.pkl is not in {other}"):
         locate_hamer(ckpt, other, check_package=False)
+
+
+def test_session_finished_with_a_refined_focal_replaces_hands_on_the_same_pixels(mediapipe, shared_data):
+    """The pipeline passes a self-calibrated K to ``finish``: HaMeR's per-frame hands are re-placed
+    with it (same 2D keypoints, 3D now reprojecting with the new K)."""
+    img, K, _ = detections(mediapipe, shared_data, "mediapipe_hand_thumb_up.jpg")
+    ref_session = mediapipe.session(K)
+    ref = ref_session.step(VideoFrame(0, 0, 0.0, img))
+    ref_session.finish()
+    known = [(ref.keypoints_cam[s].astype(np.float64), s == RIGHT) for s in (LEFT, RIGHT) if ref.valid[s]]
+    K2 = Intrinsics(K.fx * 1.3, K.fy * 1.3, K.cx, K.cy, K.width, K.height, "self_calibrated")
+    tracks = []
+    for final in (None, K2):
+        est = HamerHands(model_factory=standin_factory(KnownHandsModel(known, K.K)), static_image_mode=True,
+                         device="cpu", batch_size=4, detector_model_complexity=1)
+        session = est.session(K)
+        session.step(VideoFrame(0, 0, 0.0, img))
+        tracks.append(session.finish(final))
+    plain, refined = tracks
+    assert refined.valid.tolist() == plain.valid.tolist() and plain.valid.any()
+    for s in np.flatnonzero(plain.valid[0]):
+        np.testing.assert_allclose(refined.keypoints_2d[0, s], plain.keypoints_2d[0, s], atol=1e-4)
+        uv = project(refined.keypoints_cam[0, s].astype(np.float64), K2.K)
+        rms = np.sqrt(np.mean(np.sum((uv - refined.keypoints_2d[0, s]) ** 2, axis=-1)))
+        # one rigid shape moved by a translation: a few px off under the new perspective, as recorded
+        assert rms < 2.0 and rms == pytest.approx(refined.lift_residual_px[0, s], abs=1e-3)
+        # a longer focal sees the same pixels from further away
+        assert refined.keypoints_cam[0, s, 0, 2] > 1.2 * plain.keypoints_cam[0, s, 0, 2]
+    assert refined.processing["relifted_with_intrinsics"] == "self_calibrated"

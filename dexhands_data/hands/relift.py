@@ -1,4 +1,7 @@
-"""Lift an estimated hand track again with other intrinsics (e.g. a self-calibrated focal).
+"""Lift a finished hand track again with other intrinsics (e.g. a self-calibrated focal).
+
+For backends that place hands per frame (HaMeR); MediaPipe keeps its landmarks until
+``finish(intrinsics)`` and lifts there with the final K (``hands/track_lift.py``).
 
 The lift of a hand (:func:`~dexhands_data.geometry.lift_to_camera`) only translates its metric,
 camera-aligned shape until it reprojects onto its 2D keypoints; so each hand's shape (its

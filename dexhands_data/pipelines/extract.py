@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from ..hands.relift import relift_track
 from ..images import ImageSpool, encode_jpeg
 from ..prefetch import prefetch
 from ..records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef, VideoFrame
@@ -115,9 +114,7 @@ class ExtractProcessor:
             # (Ground-truth hands keep the source's K, which their pixels were made with.)
             refined = camera.intrinsics is not None and ep.hands is None
             intrinsics = camera.intrinsics if refined else ep.intrinsics
-            hands = hand_session.finish() if hand_session is not None else ep.hands
-            if hand_session is not None and intrinsics != ep.intrinsics:
-                hands = relift_track(hands, intrinsics)
+            hands = hand_session.finish(intrinsics) if hand_session is not None else ep.hands
             for name, track in (("hands", hands), ("camera", camera)):
                 if len(track.valid) != n:
                     raise EpisodeError(f"{ref.relpath}: {name} cover {len(track.valid)} frames, video has {n}")
