@@ -56,10 +56,11 @@ def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, T_world_ci: np.ndarray |
     (None), camera frame only: ``kp_j - kp_i``."""
     if T_world_ci is None:
         return kp_j - kp_i
-    R_i, R_j = T_world_ci[:, :3, :3], T_world_cj[:, :3, :3]
-    # p in camera i = R_i^T (R_j p_j + t_j - t_i); as row vectors: (p_j R_j^T + (t_j - t_i)) R_i
-    world = kp_j @ np.swapaxes(R_j, 1, 2) + (T_world_cj[:, None, :3, 3] - T_world_ci[:, None, :3, 3])
-    return world @ R_i - kp_i
+    R_i = T_world_ci[:, :3, :3]
+    # camera j -> camera i: R_ij = R_i^T R_j, t_ij = R_i^T (t_j - t_i); as row vectors p R_ij^T + t_ij
+    R_ij = np.swapaxes(R_i, 1, 2) @ T_world_cj[:, :3, :3]
+    t_ij = np.einsum("sji,sj->si", R_i, T_world_cj[:, :3, 3] - T_world_ci[:, :3, 3])
+    return kp_j @ np.swapaxes(R_ij, 1, 2) + (t_ij[:, None, :] - kp_i)
 
 
 def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
