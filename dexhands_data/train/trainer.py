@@ -197,7 +197,9 @@ class ResumableSampler(Sampler[tuple[int, int]]):
 
 def prepare_batch(batch: dict[str, torch.Tensor], cfg: TrainConfig,
                   device: torch.device) -> dict[str, torch.Tensor]:
-    """Move to ``device``; resize frames to the configured image size (keypoints scaled alike)."""
+    """Move to ``device``; resize frames to the configured image size (keypoints scaled alike); zero the
+    action dimensions ``action_mask`` marks as not data (a missing hand, an unknown camera, non-metric
+    translation), so the loss never learns from them."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     h, w = out["frames"].shape[-2:]
     if (h, w) != (cfg.image_height, cfg.image_width):
@@ -210,7 +212,10 @@ def prepare_batch(batch: dict[str, torch.Tensor], cfg: TrainConfig,
         u, v = uv[..., 0], uv[..., 1]
         inside = (u > 0) & (u < cfg.image_width) & (v > 0) & (v < cfg.image_height)
         out["hc_keypoints"], out["hc_visible"] = uv, out["hc_visible"].bool() & inside
-    out["actions"] = torch.nan_to_num(out["actions"].float())
+    actions = torch.nan_to_num(out["actions"].float())
+    if "action_mask" in out:  # masked dimensions carry no signal: zero input, so no gradient reaches their weights
+        actions = actions * out["action_mask"].to(actions.dtype)
+    out["actions"] = actions
     return out
 
 
