@@ -11,6 +11,7 @@ SOURCES: dict[str, str] = {
     "ego4d": "dexhands_data.sources.ego4d:Ego4DSource",
     "egodex": "dexhands_data.sources.egodex:EgoDexSource",
     "aria": "dexhands_data.sources.aria:AriaSource",
+    "droid": "dexhands_data.sources.droid.source:DroidSource",
 }
 
 

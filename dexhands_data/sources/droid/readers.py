@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..records import EpisodeError, EpisodeRef
+from ...records import EpisodeError, EpisodeRef
 from .video import VideoSpan
 
 SOURCE = "droid"
