@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ...geometry import Intrinsics, project, se3_inverse, transform_points
-from ...keypoints import RIGHT
+from ...geometry import Intrinsics, se3_inverse, transform_points
+from ...keypoints import NUM_HANDS, RIGHT
 from ...records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
 from ..base import OpenedEpisode
 from .cameras import CalibrationTable, T_base_cam_from_extrinsics, default_intrinsics, intrinsics_from_calibration_vector
@@ -91,6 +91,7 @@ class DroidSource:
         base = pseudo_hand(self.pseudo_hand, rec.cartesian[keep], rec.gripper[keep])  # (n, 21, 3)
         hands = _pseudo_hand_track(transform_points(se3_inverse(T_world_cam), base), intrinsics)
         hands.config = {"pseudo_hand": self.pseudo_hand}
+        hands.processing = {"behind_camera_frames": int(keep.size - hands.valid[:, RIGHT].sum())}
         cam = CameraTrack(
             T_world_cam=T_world_cam, valid=np.ones(keep.size, bool), translation_metric=True, static=static,
             world_frame="robot_base", estimator="ground_truth:droid_extrinsics",
@@ -129,18 +130,11 @@ class DroidSource:
 
 
 def _pseudo_hand_track(right_cam: np.ndarray, intrinsics: Intrinsics) -> HandTrack:
-    """The right-hand track of pseudo-hand points (n, 21, 3) m in the camera; a frame whose
-    pseudo-hand reaches behind the camera has no pixels and its hand is marked missing."""
-    n = right_cam.shape[0]
-    hands = HandTrack.empty(n, "ground_truth:droid")
-    front = np.all(right_cam[..., 2] > 0, axis=1)
-    hands.keypoints_cam[front, RIGHT] = right_cam[front].astype(np.float32)
-    hands.keypoints_2d[front, RIGHT] = project(right_cam[front], intrinsics.K).astype(np.float32)
-    hands.valid[:, RIGHT] = front
-    hands.confidence[front, RIGHT] = 1.0
-    hands.score[front, RIGHT] = 1.0
-    hands.processing = {"behind_camera_frames": int(n - front.sum())}
-    return hands
+    """The right-hand track of pseudo-hand points (n, 21, 3) m in the camera (no left hand); a frame
+    whose pseudo-hand reaches behind the camera has no pixels and its hand is marked missing."""
+    kp = np.full((right_cam.shape[0], NUM_HANDS) + right_cam.shape[1:], np.nan)
+    kp[:, RIGHT] = right_cam
+    return HandTrack.from_camera_points(kp, intrinsics.K, "ground_truth:droid")
 
 
 def _frames(span: VideoSpan, keep: np.ndarray) -> Iterator[VideoFrame]:
