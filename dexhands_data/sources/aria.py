@@ -383,7 +383,6 @@ class AriaSource:
         aligned = aria_mps.align_hands(samples, traj, frame_times_s, self.hand_tolerance_s)
         kp_device = aligned.keypoints_device.copy()
         kp_device[:, :, 1] = aria_mps.estimate_thumb_cmc(kp_device)
-        T_cam_device = se3_inverse(T_device_cam)
         kp_cam = transform_points(se3_inverse(T_device_cam), kp_device)
         confidence = np.repeat(aligned.confidence[..., None], NUM_KEYPOINTS, -1)
         confidence[:, :, 1] = 0.0  # estimated thumb CMC
