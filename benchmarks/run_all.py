@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["bench_windows.py"],
     ["bench_train.py"],
     ["bench_hamer.py"],
+    ["bench_fidelity.py", "--no-doc"],  # accuracy vs ground truth; write docs/fidelity.md with --label
 ]
 
 

@@ -48,12 +48,13 @@ class EpisodeRef:
 
 @dataclass
 class VideoFrame:
-    """One decoded frame. ``image`` is RGB uint8 (H, W, 3) as a person sees it (rotation applied)."""
+    """One decoded frame. ``image`` is RGB uint8 (H, W, 3) as a person sees it (rotation applied), or
+    None for a source that passes poses through without its video (EgoDex with ``--frame-size 0``)."""
 
     index: int  # index among the stored (possibly resampled) frames, 0-based
     source_index: int  # index of the frame in the source stream
     timestamp: float  # seconds from the start of the stream
-    image: np.ndarray
+    image: np.ndarray | None
 
 
 @dataclass

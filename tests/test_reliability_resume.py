@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dexhands_data.cli.main import main
+from dexhands_data.pipelines.run_log import LOG_DIRNAME
 from dexhands_data.pipelines.runner import RunConfig, run_pipeline
 from dexhands_data.dataset.storage import Storage
 from dexhands_data.dataset.validate import validate_dataset
@@ -69,9 +70,11 @@ def _config(out: Path) -> RunConfig:
 
 
 def visible_files(root: Path) -> dict[str, bytes]:
-    """Every file ``load_dataset`` or a reader could pick up (hidden temporaries excluded)."""
+    """Every file ``load_dataset`` or a reader could pick up (hidden temporaries excluded; the runs'
+    logs under ``meta/logs/`` are records of each run, not dataset content)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and not p.relative_to(root).as_posix().startswith(LOG_DIRNAME + "/")}
 
 
 def assert_no_partial_file(root: Path) -> None:

@@ -257,16 +257,17 @@ def test_bad_inputs_fail_per_episode(tmp_path):
         T[2, 0, 3] = np.nan
         f["transforms/camera"][...] = T
     (tmp_path / "part1/t/5.hdf5").write_bytes(b"not an hdf5 file")
-    with h5py.File(tmp_path / "part1/t/6.hdf5", "a") as f:  # K of a 1920x1080 camera, video 480x270
-        f["camera/intrinsic"][...] = np.array([[736.6, 0, 960], [0, 736.6, 540], [0, 0, 1]], np.float32)
+    with h5py.File(tmp_path / "part1/t/6.hdf5", "a") as f:  # K of a 4:3 1920x1440 camera, video 480x270
+        f["camera/intrinsic"][...] = np.array([[736.6, 0, 960], [0, 736.6, 720], [0, 0, 1]], np.float32)
     _expect_error(tmp_path, "part1/t/1", "missing dataset transforms/camera", "1.hdf5")
     _expect_error(tmp_path, "part1/t/2", r"missing hand transforms \['transforms/rightIndexFingerTip'\]",
                   "2.hdf5")
     _expect_error(tmp_path, "part1/t/3", r"non-finite in 1 of 4 frames \(first: \[2\]\)", "3.hdf5")
     _expect_error(tmp_path, "part1/t/4", "video file not found", "4.mp4")
     _expect_error(tmp_path, "part1/t/5", "cannot open HDF5", "5.hdf5")
-    _expect_error(tmp_path, "part1/t/6", r"principal point \(960.0, 540.0\) lies outside the 480x270 video",
-                  "6.hdf5")
+    _expect_error(tmp_path, "part1/t/6", r"6.mp4: camera/intrinsic: K with principal point \(960.0, 720.0\) "
+                  r"belongs to a 1920x1440 frame \(aspect 1.333\), the video is 480x270 \(aspect 1.778\): "
+                  "the aspect ratio differs", "6.hdf5")
     # the others still open: errors are per episode
     src = EgoDexSource()
     opened, failed = [], []

@@ -96,6 +96,8 @@ def test_train_resume_and_eval_on_real_frames(real_dataset, tmp_path):
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copy(run / "checkpoints" / "step_0000012.pt", resumed / "checkpoints")
+    for events in run.glob("events.out.tfevents.*"):  # the interrupted run had logged up to step 24
+        shutil.copy(events, resumed)
     (resumed / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log[:14]))  # 2 stale lines
     assert _cli("--data", str(real_dataset), "--out", str(resumed), "--steps", "24", "--ckpt-every", "12",
                 "--eval-split", "train", "--resume", *TINY) == 0
@@ -104,6 +106,14 @@ def test_train_resume_and_eval_on_real_frames(real_dataset, tmp_path):
     for a, b in zip(log[12:], log2[12:]):
         keys = ("step", "loss", "loss_state", "loss_hc", "lr", "grad_norm")
         assert [a[k] for k in keys] == [b[k] for k in keys]
+    # TensorBoard event files beside metrics.jsonl hold the same curves; the resumed run purged the
+    # stale steps 13..24 of the interrupted run's event file, so every step appears once
+    for folder, records in ((run, log), (resumed, log2)):
+        scalars = _event_scalars(folder)
+        assert [s.step for s in scalars["loss/total"]] == list(range(1, 25))
+        for tag, key in (("loss/total", "loss"), ("loss/state", "loss_state"), ("loss/hc", "loss_hc"),
+                         ("train/lr", "lr")):
+            np.testing.assert_allclose([s.value for s in scalars[tag]], [r[key] for r in records], rtol=1e-6)
     # a second run into a folder with checkpoints needs --resume
     assert _cli("--data", str(real_dataset), "--out", str(run), "--steps", "2", *TINY) == 1
 
@@ -121,6 +131,30 @@ def test_train_resume_and_eval_on_real_frames(real_dataset, tmp_path):
             assert 0 <= per[f"pck_all12@{t}"][step] <= per[f"pck_visible@{t}"][step] <= 100
     assert res["last"]["l2_dexwm"] == res["per_step"]["l2_dexwm"][-1]
     assert (run / "eval" / "heatmaps.png").stat().st_size > 10_000
+
+    # the report: curves (total, state, HC, lr) and the evaluation's figures in one PNG
+    assert _cli("--report", str(run)) == 0
+    png = plt_imread(run / "report.png")
+    assert png.shape[0] > 500 and png.shape[1] > 1000 and png[..., :3].std() > 0.05
+    assert _cli("--report", str(tmp_path / "none")) == 1
+
+
+def plt_imread(path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.imread(path)
+
+
+def _event_scalars(run) -> dict:
+    """Scalars of a run folder's TensorBoard event files, read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: acc.Scalars(tag) for tag in acc.Tags()["scalars"]}
 
 
 def test_multistep_finetune_from_pretrained(real_dataset, tmp_path):

@@ -61,7 +61,7 @@ def run(args) -> int:
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
                            show_progress=not args.no_progress, executor=args.executor,
-                           recipe=args.recipe_used)
+                           recipe=args.recipe_used, verbose=getattr(args, "verbose", False))
     summary = run_convert_droid(inp, settings, run_config)
     summary.print_table()
     return summary.exit_code

@@ -87,6 +87,8 @@ def run(args) -> int:
                                   intrinsics_file=args.intrinsics_file, kinds=args.ego4d_kinds)
     elif args.source == "egodex":
         source_options = {"target_fps": args.fps, "camera_axes": args.egodex_camera_axes}
+        if args.frame_size == 0:  # no frames wanted: recordings without their video pass through
+            source_options["require_video"] = False
     elif args.source == "aria":
         source_options = {"target_fps": args.fps, "pinhole_size": args.aria_pinhole_size,
                           "focal_scale": args.aria_focal_scale, "calibration": args.aria_calibration,
@@ -107,7 +109,8 @@ def run(args) -> int:
     run_config = RunConfig(out=args.out, workers=args.workers, ray_address=args.ray_address,
                            episodes_per_shard=args.episodes_per_shard, retry_failed=args.retry_failed,
                            show_progress=not args.no_progress, executor=args.executor,
-                           num_gpus_per_worker=args.gpus_per_worker, recipe=args.recipe_used)
+                           num_gpus_per_worker=args.gpus_per_worker, recipe=args.recipe_used,
+                           verbose=getattr(args, "verbose", False))
     ids = set(Path(args.ids).read_text().split()) if args.ids else None
     split = args.split if args.source in ("videos", "ego4d") else None
     summary = run_extract(settings, args.input, run_config, ids, split)

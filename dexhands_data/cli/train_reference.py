@@ -3,6 +3,8 @@
 Every ``TrainConfig`` field is an option (``--batch-size``, ``--hc-weight``, ...); ``--config FILE`` starts
 from a JSON config (e.g. a run's ``config.json``) and explicit options override it. Multi-GPU:
 ``torchrun --nproc_per_node=N -m dexhands_data.cli.main train-reference ...``.
+``--report RUN`` draws a run's loss curves (and its evaluation, if any) to ``RUN/report.png``; the same
+curves are in TensorBoard event files in the run folder (``tensorboard --logdir RUN``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="JSON file with TrainConfig fields (options given here override it)")
     p.add_argument("--eval", action="store_true", help="evaluate the run's latest checkpoint (open-loop)")
     p.add_argument("--checkpoint", help="with --eval: checkpoint file to evaluate instead of the latest")
+    p.add_argument("--report", metavar="RUN", help="draw RUN's loss curves and evaluation to RUN/report.png")
     hints = typing.get_type_hints(_config_cls())
     for f in fields(_config_cls()):
         t = _option_type(hints[f.name])
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.evaluation import evaluate
     from ..train.trainer import train
 
+    if args.report:
+        return report(args.report)
     cfg = config_from_args(args)
     if not cfg.data:
         print("train-reference: --data DATASET is required", file=sys.stderr)
@@ -84,4 +89,16 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"train-reference: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def report(run_dir: str) -> int:
+    from ..train.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"train-reference --report: {e}", file=sys.stderr)
+        return 1
+    print(f"[train-reference] report: {path}")
     return 0

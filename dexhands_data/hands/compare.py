@@ -23,24 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..keypoints import NUM_KEYPOINTS, WRIST
+from ..fidelity.hand_metrics import match_hands, pair_errors, procrustes_align  # noqa: F401 (re-exported)
+from ..keypoints import NUM_KEYPOINTS
 from ..records import HandTrack
-
-
-def procrustes_align(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
-    """``source`` (N, 3) moved by the similarity (rotation, translation, optional scale) that best fits it to
-    ``target`` in least squares (Umeyama). Reflections are excluded."""
-    X = np.asarray(source, dtype=np.float64)
-    Y = np.asarray(target, dtype=np.float64)
-    mx, my = X.mean(axis=0), Y.mean(axis=0)
-    Xc, Yc = X - mx, Y - my
-    U, S, Vt = np.linalg.svd(Xc.T @ Yc)
-    d = np.sign(np.linalg.det(U @ Vt)) or 1.0
-    D = np.diag([1.0, 1.0, d])
-    R = (U @ D @ Vt).T
-    var = float((Xc**2).sum())
-    c = float(np.trace(np.diag(S) @ D)) / var if (scale and var > 0) else 1.0
-    return c * Xc @ R.T + my
 
 
 @dataclass
@@ -69,51 +54,23 @@ class HandComparison:
         return d
 
 
-def _hand_size(kp2d: np.ndarray) -> float:
-    return float(np.linalg.norm(np.nanmax(kp2d, axis=0) - np.nanmin(kp2d, axis=0)))
-
-
-def match_hands(kp2d_a: np.ndarray, valid_a: np.ndarray, kp2d_b: np.ndarray, valid_b: np.ndarray,
-                match_fraction: float = 0.5) -> list[tuple[int, int]]:
-    """(slot in A, slot in B) pairs of one frame; each B hand is used at most once (closest A first)."""
-    cands = []
-    for sa in np.flatnonzero(valid_a):
-        size = _hand_size(kp2d_a[sa])
-        for sb in np.flatnonzero(valid_b):
-            d = float(np.nanmean(np.linalg.norm(kp2d_a[sa] - kp2d_b[sb], axis=-1)))
-            if np.isfinite(d) and d <= match_fraction * size:
-                cands.append((d, int(sa), int(sb)))
-    pairs, used_a, used_b = [], set(), set()
-    for _, sa, sb in sorted(cands):
-        if sa not in used_a and sb not in used_b:
-            pairs.append((sa, sb))
-            used_a.add(sa)
-            used_b.add(sb)
-    return pairs
-
-
 def compare_tracks(a: HandTrack, b: HandTrack, match_fraction: float = 0.5) -> HandComparison:
-    """Agreement of track ``b`` with track ``a`` over their frames (they must have the same length)."""
+    """Agreement of track ``b`` with track ``a`` over their frames (they must have the same length).
+    Matching and errors are those of ``dexdata score`` (:mod:`..fidelity.hand_metrics`), A as reference."""
     n = len(a)
     if len(b) != n:
         raise ValueError(f"tracks cover different frame counts: {n} vs {len(b)}")
     va, vb = np.asarray(a.valid, bool), np.asarray(b.valid, bool)
-    d2, cam, root, pa, same = [], [], [], [], []
-    for t in range(n):
-        for sa, sb in match_hands(a.keypoints_2d[t], va[t], b.keypoints_2d[t], vb[t], match_fraction):
-            ka, kb = a.keypoints_cam[t, sa].astype(np.float64), b.keypoints_cam[t, sb].astype(np.float64)
-            pa2, pb2 = a.keypoints_2d[t, sa].astype(np.float64), b.keypoints_2d[t, sb].astype(np.float64)
-            d2.append(np.linalg.norm(pa2 - pb2, axis=-1))
-            cam.append(np.linalg.norm(ka - kb, axis=-1).mean())
-            root.append(np.linalg.norm((ka - ka[WRIST]) - (kb - kb[WRIST]), axis=-1).mean())
-            pa.append(np.linalg.norm(procrustes_align(kb, ka) - ka, axis=-1).mean())
-            same.append(sa == sb)
-    sums = {"pairs": len(d2), "hands_a": int(va.sum()), "hands_b": int(vb.sum()), "same": int(np.sum(same)),
-            "kp2d_sum": float(np.sum(d2)) if d2 else 0.0,
-            "kp2d_per_kp_sum": (np.sum(d2, axis=0) if d2 else np.zeros(NUM_KEYPOINTS)).tolist(),
-            "cam_sum": float(np.sum(cam)), "root_sum": float(np.sum(root)), "pa_sum": float(np.sum(pa))}
-    d2_all = np.concatenate(d2) if d2 else np.array([np.nan])
-    return _from_sums(sums, n, float(np.median(d2_all)), a.estimator, b.estimator)
+    pairs = match_hands(a.keypoints_2d, va, b.keypoints_2d, vb, match_fraction)
+    e = pair_errors(pairs, a.keypoints_2d, a.keypoints_cam, b.keypoints_2d, b.keypoints_cam)
+    p = len(pairs)
+    sums = {"pairs": p, "hands_a": int(va.sum()), "hands_b": int(vb.sum()), "same": int(e.same_side.sum()),
+            "kp2d_sum": float(e.kp2d_px.sum()),
+            "kp2d_per_kp_sum": (e.kp2d_px.sum(axis=0) if p else np.zeros(NUM_KEYPOINTS)).tolist(),
+            "cam_sum": float(e.mpjpe_cam_m.sum()), "root_sum": float(e.mpjpe_root_m.sum()),
+            "pa_sum": float(e.pa_mpjpe_m.sum())}
+    median = float(np.median(e.kp2d_px)) if p else float("nan")
+    return _from_sums(sums, n, median, a.estimator, b.estimator)
 
 
 def _from_sums(s: dict, frames: int, kp2d_median: float, est_a: str, est_b: str) -> HandComparison:

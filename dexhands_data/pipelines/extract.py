@@ -76,7 +76,7 @@ class ExtractProcessor:
 
     def _encode(self, frame: VideoFrame) -> tuple[VideoFrame, bytes | None]:
         """Runs in the read-ahead thread with decoding: the frame and its embedded JPEG (or None)."""
-        if self.settings.frame_short_side is None:
+        if self.settings.frame_short_side is None or frame.image is None:
             return frame, None
         return frame, encode_jpeg(frame.image, self.settings.frame_short_side, self.settings.jpeg_quality)
 
@@ -85,6 +85,10 @@ class ExtractProcessor:
         the frames' timestamps and source indices."""
         timestamps, source_index = [], []
         for frame, jpeg in prefetch(ep.frames(), self._encode):
+            if frame.image is None and any(x is not None for x in (hand_session, camera_session, spool)):
+                raise EpisodeError(f"{ep.ref.relpath}: the source has no video frames, but frames are "
+                                   "needed (embedded images or an estimator); use --frame-size 0 "
+                                   "with ground-truth hands and camera")
             timestamps.append(frame.timestamp)
             source_index.append(frame.source_index)
             if hand_session is not None:

@@ -9,6 +9,7 @@ skips shards whose marker exists (``retry_failed`` redoes shards holding failed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import pyarrow as pa
 from ..records import EpisodeData, EpisodeError, EpisodeRef
 from ..dataset.storage import is_remote
 from ..dataset.writer import DatasetWriter, FailedEpisode
+from .run_log import drop_if_empty, log_dir_for, native_stderr_to, new_run_log, redirect_worker_output
 from .sharding import ShardTask, config_hash, plan_shards
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class RunConfig:
     ``ray_address`` for a cluster); ``"local"`` runs them in this process (debugging, tests of logic).
     ``recipe``: the ``--recipe`` file the options came from (path, command, options), recorded in
     ``meta/info.json`` and not hashed.
+    ``verbose=False`` (default) keeps the terminal to the progress bar, our warnings and the summary
+    (``run_log.py``: Ray's and MediaPipe's output go to log files under ``meta/logs/``).
     """
 
     out: str
@@ -56,6 +60,7 @@ class RunConfig:
     num_gpus_per_worker: float = 0.0
     executor: str = "ray"
     recipe: dict | None = None
+    verbose: bool = False
 
 
 @dataclass
@@ -77,6 +82,7 @@ class RunSummary:
     wall_seconds: float = 0.0
     dataset_failed_total: int = 0
     peak_worker_rss_mb: float = 0.0
+    log_path: str | None = None
 
     @property
     def failed(self) -> int:
@@ -112,12 +118,18 @@ class RunSummary:
             f"peak worker memory {self.peak_worker_rss_mb:.0f} MB",
             file=sys.stderr,
         )
+        if self.log_path:
+            print(f"Ray / MediaPipe output of this run: {self.log_path} (dexdata -v shows it here)",
+                  file=sys.stderr)
 
 
 class ShardWorker:
     """Ray Data callable class: processes shard tasks and writes each shard (one row per shard out)."""
 
-    def __init__(self, processor_cls: type, processor_kwargs: dict, out: str, cfg_hash: str):
+    def __init__(self, processor_cls: type, processor_kwargs: dict, out: str, cfg_hash: str,
+                 log_dir: str | None = None):
+        if log_dir is not None:  # a Ray worker of a quiet run: its output goes to its own log file
+            redirect_worker_output(log_dir)
         self.processor = processor_cls(**processor_kwargs)
         self.writer = DatasetWriter(out)
         self.cfg_hash = cfg_hash
@@ -179,9 +191,11 @@ def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: 
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
 
-    if not ray.is_initialized():
-        # Ray's INFO lines would drown the progress bar; warnings and errors still show.
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING}
+    started = not ray.is_initialized()
+    if started:
+        # quiet runs: worker output stays in the workers' log files, Ray's INFO lines off the terminal
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": config.verbose,
+                                  "logging_level": logging.INFO if config.verbose else logging.WARNING}
         if config.ray_address:
             kwargs["address"] = config.ray_address
         ray.init(**kwargs)
@@ -192,19 +206,25 @@ def _ray_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: 
     total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
     # actors x cpus-per-actor must stay below the CPUs Ray has, or read tasks never get scheduled.
     cpus_per_actor = max(0.1, min(1.0, (total_cpus - 0.5) / max(1, config.workers)))
+    log_dir = log_dir_for(config.out)
     ds = ray.data.from_items([{"task": t.to_json()} for t in tasks], override_num_blocks=len(tasks))
     ds = ds.map_batches(
         ShardWorker,
         fn_constructor_kwargs={"processor_cls": processor_cls, "processor_kwargs": processor_kwargs,
                                "out": config.out if is_remote(config.out) else os.path.abspath(config.out),
-                               "cfg_hash": cfg_hash},
+                               "cfg_hash": cfg_hash,
+                               "log_dir": None if config.verbose or log_dir is None else str(log_dir)},
         compute=ActorPoolStrategy(size=max(1, min(config.workers, len(tasks)))),
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=cpus_per_actor,
         num_gpus=config.num_gpus_per_worker or None,
     )
-    yield from ds.iter_rows()
+    try:
+        yield from ds.iter_rows()
+    finally:
+        if started:  # inside the run's log redirection, so that shutdown notices land in the log too
+            ray.shutdown()
 
 
 def _local_results(tasks: list[ShardTask], processor_cls: type, processor_kwargs: dict,
@@ -237,8 +257,14 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type[EpisodeProcessor], 
         writer.storage.check_writable()  # a read-only or full output fails now, not after hours of decoding
         run = _ray_results if config.executor == "ray" else _local_results
         n_episodes = sum(len(t.refs) for t in todo)
-        bar = tqdm(total=n_episodes, unit="ep", desc="episodes", disable=not config.show_progress, dynamic_ncols=True)
-        with bar:
+        if config.executor == "ray":
+            # Ray Data binds its console log handler to sys.stderr when first imported: import it before
+            # the redirect, so that its notices follow the stderr descriptor into the run log
+            import ray.data  # noqa: F401
+        log_path = None if config.verbose else new_run_log(config.out)
+        quiet = native_stderr_to(log_path) if log_path else contextlib.nullcontext()
+        with quiet, tqdm(total=n_episodes, unit="ep", desc="episodes", disable=not config.show_progress,
+                         dynamic_ncols=True) as bar:
             for row in run(todo, processor_cls, processor_kwargs, cfg_hash, config):
                 summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, float(row["peak_rss_mb"]))
                 for o in json.loads(row["outcomes"]):
@@ -247,6 +273,8 @@ def run_pipeline(refs: list[EpisodeRef], processor_cls: type[EpisodeProcessor], 
                 elapsed = time.perf_counter() - t_start
                 bar.set_postfix(frames=summary.frames, fps=f"{summary.frames / max(elapsed, 1e-9):.1f}",
                                 failed=summary.failed)
+        if log_path is not None and (kept := drop_if_empty(log_path)) is not None:
+            summary.log_path = str(kept)
     sources = recipe_sources or sorted({r.source for r in refs})
     recorded = {**cfg, "config_hash": cfg_hash, **({"recipe": config.recipe} if config.recipe else {})}
     info = writer.finalize({s: recorded for s in sources})

@@ -15,7 +15,14 @@ Ground truth is passed through (formats.md §2):
   Every episode records that evidence in ``extra["axis_check"]``.
 * Intrinsics: ``camera/intrinsic`` when present, finite and 3x3 (``source="dataset"``); otherwise
   (part1 files hold an empty (0, 3) array, ml-egodex#10) the documented constant fx = fy = 736.6339,
-  cx = 960, cy = 540 at 1920x1080, scaled to the video size (``source="default"``).
+  cx = 960, cy = 540 at 1920x1080 (``source="default"``). Either K belongs to the 2cx x 2cy frame; a
+  video stored as a uniform downscale of it gets K scaled (recorded in the hands' ``processing``:
+  ``intrinsics_native_size``, ``intrinsics_scale``); another aspect ratio or a larger video fails the
+  episode (``egodex_intrinsics.py``).
+* Without the ``<k>.mp4`` (``require_video=False``, what ``extract --frame-size 0`` asks for): the
+  poses pass through on their own, one frame per pose row at the nominal 30 Hz, the image size taken
+  from K (2 cx x 2 cy; 1920x1080 without K), recorded in ``extra["image_size_from"]``; frames carry no
+  image. With frames requested a missing video stays a per-episode error.
 * Confidences: ``confidences/<joint>`` kept per keypoint; a missing group gives 1.0 and is recorded.
 * Task text: for ``llm_type == "reversible"``, ``llm_description`` if ``which_llm_description == "1"``
   else ``llm_description2``; otherwise ``llm_description``; fallbacks ``description``, then the task
@@ -37,6 +44,7 @@ from ..keypoints import NUM_HANDS, NUM_KEYPOINTS
 from ..records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
 from ..video_io import FrameReader, VideoInfo, probe_video, select_nearest_frames
 from .base import OpenedEpisode
+from .egodex_intrinsics import FittedIntrinsics, IntrinsicsMismatch, fit_intrinsics, native_frame
 
 NAME = "egodex"
 
@@ -62,14 +70,20 @@ CAMERA_AXES: dict[str, np.ndarray] = {
 _RIGID_ATOL = 1e-3  # float32 ARKit rotations are orthonormal to ~1e-6; this only catches garbage
 
 
+#: EgoDex poses and video are 30 Hz (one pose row per video frame).
+NOMINAL_FPS = 30.0
+
+
+def image_size_from_K(K: np.ndarray | None) -> tuple[int, int]:
+    """(width, height) of the grid a centred-principal-point K refers to (2 cx, 2 cy); the documented
+    1920x1080 without K."""
+    if K is None:
+        return DEFAULT_K[3], DEFAULT_K[4]
+    return native_frame(K[0, 2], K[1, 2])
+
+
 def joint_name(side: str, joint: str) -> str:
     return f"{side}{joint}"
-
-
-def default_intrinsics(width: int, height: int) -> Intrinsics:
-    f, cx, cy, w, h = DEFAULT_K
-    base = Intrinsics(f, f, cx, cy, w, h, "default")
-    return base if (width, height) == (w, h) else base.scaled(width, height)
 
 
 def _attr_str(attrs: h5py.AttributeManager, key: str) -> str | None:
@@ -155,16 +169,19 @@ class EgoDexSource:
 
     name = NAME
 
-    def __init__(self, camera_axes: str = "opencv", target_fps: float | None = None):
+    def __init__(self, camera_axes: str = "opencv", target_fps: float | None = None,
+                 require_video: bool = True):
         if camera_axes not in (*CAMERA_AXES, "auto"):
             raise ValueError(f"camera_axes must be one of {[*CAMERA_AXES, 'auto']}, got {camera_axes!r}")
         if target_fps is not None and not target_fps > 0:
             raise ValueError(f"target_fps must be positive, got {target_fps}")
         self.camera_axes = camera_axes
         self.target_fps = target_fps
+        self.require_video = bool(require_video)
 
     def config(self) -> dict[str, Any]:
-        return {"camera_axes": self.camera_axes, "target_fps": self.target_fps}
+        return {"camera_axes": self.camera_axes, "target_fps": self.target_fps,
+                "require_video": self.require_video}
 
     def discover(self, root: str) -> list[EpisodeRef]:
         root_path = Path(root).resolve()
@@ -191,22 +208,28 @@ class EgoDexSource:
     def open(self, ref: EpisodeRef) -> OpenedEpisode:
         h5_path = Path(ref.path)
         mp4_path = h5_path.with_suffix(".mp4")
-        if not mp4_path.is_file():
-            raise EpisodeError(f"{mp4_path}: video file not found (pairs with {h5_path.name})")
-        info = probe_video(str(mp4_path))
-        width, height, fps = info.width, info.height, info.fps
-        video_frames = info.num_frames if info.num_frames_exact else None
+        has_video = mp4_path.is_file()
+        if not has_video and self.require_video:
+            raise EpisodeError(f"{mp4_path}: video file not found (pairs with {h5_path.name}); "
+                               "without frames (--frame-size 0) the poses pass through without it")
         raw = read_hdf5(h5_path, ref.metadata.get("task_folder", h5_path.parent.name))
+        if has_video:
+            info = probe_video(str(mp4_path))
+            width, height, fps = info.width, info.height, info.fps
+            video_frames = info.num_frames if info.num_frames_exact else None
+            size_from = "video"
+        else:  # poses only: the image grid is the one K refers to, rows at the nominal rate
+            info, video_frames, fps = None, None, NOMINAL_FPS
+            width, height, size_from = *image_size_from_K(raw.K), "K" if raw.K is not None else "default"
 
         n = raw.T_world_cam.shape[0] if video_frames is None else min(raw.T_world_cam.shape[0], video_frames)
         if n == 0:
-            raise EpisodeError(f"{mp4_path}: no video frames")
-        intr = raw.intrinsics(width, height)
-        if not (0 < intr.cx < width and 0 < intr.cy < height):
-            raise EpisodeError(
-                f"{h5_path}: camera/intrinsic principal point ({intr.cx:.1f}, {intr.cy:.1f}) "
-                f"lies outside the {width}x{height} video {mp4_path.name}"
-            )
+            raise EpisodeError(f"{mp4_path if info else h5_path}: no frames")
+        try:
+            fitted = raw.intrinsics(width, height)
+        except IntrinsicsMismatch as exc:
+            raise EpisodeError(f"{h5_path} with {mp4_path.name}: {raw.intrinsics_note}: {exc}") from None
+        intr = fitted.intrinsics
         wrists = raw.joints_world[:n, :, 0]
         evidence = axis_evidence(raw.T_world_cam[:n], wrists, intr)
         axes = self.camera_axes
@@ -218,20 +241,29 @@ class EgoDexSource:
         if self.target_fps is not None:
             keep = select_nearest_frames(keep / fps, self.target_fps, 1 / fps)
         hands, camera = ground_truth_tracks(raw, keep, axes, intr)
+        if fitted.rescaled:
+            hands.processing.update(fitted.processing())
         extra = {
-            "video": mp4_path.name,
+            "video": mp4_path.name if info is not None else None,
+            "image_size_from": size_from,
             "pose_frames": int(raw.T_world_cam.shape[0]),
             "video_frames": video_frames,
             "camera_axes": axes,
             "axis_check": evidence,
-            "intrinsics_note": raw.intrinsics_note,
+            "intrinsics_note": raw.intrinsics_note + (
+                f", scaled x {fitted.scale:.4f} from {fitted.native_size[0]}x{fitted.native_size[1]}"
+                if fitted.rescaled else ""),
             "confidences": raw.confidence_note,
             "task_source": raw.task_source,
             "attributes": raw.attributes,
         }
 
         def frame_iter() -> Iterator[VideoFrame]:
-            yield from _decode(mp4_path, info, keep)
+            if info is None:  # no video: frames carry their pose row and time, no image
+                for out, row in enumerate(keep):
+                    yield VideoFrame(out, int(row), float(row) / fps, None)
+            else:
+                yield from _decode(mp4_path, info, keep)
 
         return OpenedEpisode(
             ref=ref,
@@ -263,10 +295,14 @@ class RawEgoDex:
     task_source: str
     attributes: dict[str, str]
 
-    def intrinsics(self, width: int, height: int) -> Intrinsics:
+    def intrinsics(self, width: int, height: int) -> FittedIntrinsics:
+        """K (stored, else the documented constant) on a ``width`` x ``height`` video
+        (``egodex_intrinsics``: used as stored, scaled to a downscaled video, or IntrinsicsMismatch)."""
         if self.K is None:
-            return default_intrinsics(width, height)
-        return Intrinsics.from_K(self.K, width, height, "dataset")
+            f, cx, cy, _, _ = DEFAULT_K
+            return fit_intrinsics(f, f, cx, cy, width, height, "default")
+        K = self.K
+        return fit_intrinsics(K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height, "dataset")
 
 
 def read_hdf5(path: Path, task_folder: str) -> RawEgoDex:

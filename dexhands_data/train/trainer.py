@@ -17,8 +17,10 @@ Run folder::
 
     RUN_DIR/config.json            the resolved TrainConfig
     RUN_DIR/metrics.jsonl          one JSON object per logged step: step, loss, loss_state, loss_hc, lr, ...
+    RUN_DIR/events.out.tfevents.*  the same scalars for TensorBoard (``event_log.py``)
     RUN_DIR/checkpoints/step_XXXXXXX.pt   model, optimiser, scheduler, data position, RNG states
     RUN_DIR/eval/metrics.json, eval/heatmaps.png   written by --eval
+    RUN_DIR/report.png             curves + evaluation figures, written by --report (``report.py``)
 
 Multi-GPU: ``torchrun --nproc_per_node=8 -m dexhands_data.cli.main train-reference ...`` (DDP; the per-GPU
 batch is ``batch_size``; rank 0 logs and checkpoints). Resume: the same command with ``--resume``; the run
@@ -45,6 +47,7 @@ from .checkpoints import checkpoint_paths, rng_state, save_checkpoint, set_rng_s
 from .config import TrainConfig
 from .data import EpochIndexed, ResumableSampler, open_windows, prepare_batch
 from .distributed import setup_distributed
+from .event_log import EventLog
 from .world_model import build_model, compute_loss
 
 
@@ -101,6 +104,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
         _truncate_metrics(out / "metrics.jsonl", step)
+        events = EventLog(out, resume_step=step)
 
     train_model: nn.Module = model
     if env.world > 1:
@@ -151,6 +155,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
                 logged.append(rec)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
+                events.log(rec)
                 print(f"[train-reference] step {step}/{cfg.steps} loss {rec['loss']:.5f} "
                       f"(state {rec['loss_state']:.5f}, hc {rec['loss_hc']:.3e}) lr {lr:.2e} "
                       f"{rec['steps_per_s']:.2f} steps/s {rec['samples_per_s']:.1f} samples/s", flush=True)
@@ -167,6 +172,8 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> list[dict[str, fl
                                 scheduler=sched.state_dict(), rng=rng, config=asdict(cfg))
                 for old in checkpoint_paths(out)[: -cfg.keep_checkpoints]:
                     old.unlink()
+    if env.main:
+        events.close()
     if env.world > 1:
         dist.barrier()
         dist.destroy_process_group()

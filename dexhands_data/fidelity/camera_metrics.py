@@ -1,0 +1,91 @@
+"""Camera motion of an estimate against ground truth over frame pairs, vectorised.
+
+Poses are ``T_world_cam`` (M, 4, 4), OpenCV camera to each track's own world (the two worlds need
+not agree: only relative motion ``T_ci_cj = inv(T_world_ci) @ T_world_cj`` is compared).
+
+* rotation error (deg): angle of ``R_est^T R_gt`` of the relative rotations;
+* translation direction error (deg): angle between the relative translations (in camera i), only
+  where the true translation exceeds ``min_translation_m`` (1 cm: below it the direction is noise);
+* scale error: ``|t_est| / |t_gt| - 1`` on the same pairs, meaningful only for an estimate that
+  claims metric translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry import se3_inverse
+
+MIN_TRANSLATION_M = 0.01
+
+
+def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
+    """Rotation angle (deg) of rotation matrices (..., 3, 3), as ``atan2(sin, cos)`` from the skew and
+    trace parts: exact near 0 (``arccos`` of a trace just below 3 is not), and exactly 0 for the
+    symmetric ``R_a^T R_a`` of a float32-rounded rotation compared with itself."""
+    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
+    axial = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
+                      R[..., 1, 0] - R[..., 0, 1]], -1)
+    return np.degrees(np.arctan2(np.linalg.norm(axial, axis=-1) / 2.0, cos))
+
+
+def relative_motion(T_world_cam: np.ndarray, rows_i: np.ndarray, rows_j: np.ndarray) -> np.ndarray:
+    """``T_ci_cj`` (P, 4, 4) of the frame pairs."""
+    return se3_inverse(T_world_cam[rows_i]) @ T_world_cam[rows_j]
+
+
+@dataclass(frozen=True)
+class CameraSamples:
+    """Per-pair samples (P = pairs with both cameras valid in both tracks): ``rotation_deg`` (P,);
+    ``direction_deg`` (Q,) and ``scale_ratio`` (Q,) on the Q pairs whose true translation exceeds
+    the threshold; ``true_rotation_deg`` (P,) and ``true_translation_m`` (P,) the true motion's size."""
+
+    rotation_deg: np.ndarray
+    direction_deg: np.ndarray
+    scale_ratio: np.ndarray
+    true_rotation_deg: np.ndarray
+    true_translation_m: np.ndarray
+
+    @classmethod
+    def empty(cls) -> CameraSamples:
+        return cls(*(np.zeros(0) for _ in range(5)))
+
+
+def camera_samples(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_i: np.ndarray,
+                   rows_j: np.ndarray, min_translation_m: float = MIN_TRANSLATION_M) -> CameraSamples:
+    """Samples for the pairs ``(rows_i, rows_j)``; ``valid`` (M,) both tracks' cameras valid."""
+    ok = valid[rows_i] & valid[rows_j]
+    i, j = rows_i[ok], rows_j[ok]
+    if not len(i):
+        return CameraSamples.empty()
+    E, G = relative_motion(est_T, i, j), relative_motion(gt_T, i, j)
+    rot = rotation_angle_deg(np.swapaxes(E[:, :3, :3], 1, 2) @ G[:, :3, :3])
+    te, tg = E[:, :3, 3], G[:, :3, 3]
+    ne, ng = np.linalg.norm(te, axis=1), np.linalg.norm(tg, axis=1)
+    moved = ng > min_translation_m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("pi,pi->p", te[moved], tg[moved]) / (ne[moved] * ng[moved])
+        direction = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+        ratio = ne[moved] / ng[moved]
+    return CameraSamples(rot, direction, ratio, rotation_angle_deg(G[:, :3, :3]), ng)
+
+
+def concat(samples: list[CameraSamples]) -> CameraSamples:
+    if not samples:
+        return CameraSamples.empty()
+    fields = ("rotation_deg", "direction_deg", "scale_ratio", "true_rotation_deg", "true_translation_m")
+    return CameraSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in fields))
+
+
+def end_rotation_error_deg(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """Rotation error (deg) accumulated from the first to the last frame with both cameras valid, and
+    the true rotation over that span (deg). NaN when fewer than two such frames."""
+    rows = np.flatnonzero(valid)
+    if len(rows) < 2:
+        return float("nan"), float("nan")
+    i, j = rows[:1], rows[-1:]
+    E, G = relative_motion(est_T, i, j), relative_motion(gt_T, i, j)
+    err = rotation_angle_deg(np.swapaxes(E[:, :3, :3], 1, 2) @ G[:, :3, :3])[0]
+    return float(err), float(rotation_angle_deg(G[:, :3, :3])[0])
