@@ -42,7 +42,8 @@ def decode_fps(path: str) -> tuple[float, list[np.ndarray], float]:
     return len(frames) / dt, frames, ep.intrinsics
 
 
-def mediapipe_fps(frames, intrinsics, complexity: int) -> float:
+def mediapipe_fps(frames, intrinsics, complexity: int) -> tuple[float, float]:
+    """(MediaPipe steps per second, the per-track lift in ``finish()`` in ms per frame)."""
     from dexhands_data.hands.registry import create
 
     est = create("mediapipe", model_complexity=complexity)
@@ -51,7 +52,10 @@ def mediapipe_fps(frames, intrinsics, complexity: int) -> float:
     t0 = time.perf_counter()
     for f in frames[1:]:
         session.step(f)
-    return (len(frames) - 1) / (time.perf_counter() - t0)
+    fps = (len(frames) - 1) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    session.finish()
+    return fps, 1e3 * (time.perf_counter() - t0) / len(frames)
 
 
 def looped_video(src: str, dst: str, times: int) -> None:
@@ -94,12 +98,17 @@ def main() -> None:
     ap.add_argument("--long-video", default=str(SHARED / "egocentric_video_nc" / "hawor_example_video_0.mp4"))
     ap.add_argument("--copies", type=int, default=8)
     ap.add_argument("--loop", type=int, default=5, help="length multiplier of the long 1080p video")
+    ap.add_argument("--hands-only", action="store_true",
+                    help="only MediaPipe-only vs end-to-end hands-only with 1 worker, back to back "
+                         "(the speed ratio)")
     args = ap.parse_args()
     rows = []
     fps_dec, frames, K = decode_fps(args.video)
     rows.append(("decode only (PyAV -> RGB)", f"{fps_dec:.0f}", ""))
-    for c in (0, 1):
-        rows.append((f"MediaPipe only, complexity {c}", f"{mediapipe_fps(frames, K, c):.1f}", ""))
+    for c in (1,) if args.hands_only else (0, 1):
+        fps, finish_ms = mediapipe_fps(frames, K, c)
+        rows.append((f"MediaPipe only, complexity {c}", f"{fps:.1f}",
+                     f"per-track lift in finish(): {finish_ms:.2f} ms per frame"))
     work = Path(tempfile.mkdtemp(prefix="dexdata-bench-"))
     inp = work / "in"
     inp.mkdir()
@@ -107,13 +116,13 @@ def main() -> None:
         os.symlink(Path(args.video).resolve(), inp / f"copy{i}.mp4")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
     try:
-        for camera in ("none", "vo"):
-            for workers in (1, 2):
+        for camera in ("none",) if args.hands_only else ("none", "vo"):
+            for workers in (1,) if args.hands_only else (1, 2):
                 wall, steady, rss, failed = extract(str(inp), workers, camera, str(work / f"out-{camera}-{workers}"))
                 rows.append((f"end to end, camera={camera}, {workers} worker(s), {args.copies} videos",
                              f"{wall:.1f}", f"steady {steady:.1f} fps per worker, {workers * steady:.1f} fps "
                                             f"all workers; peak worker RSS {rss:.0f} MB; failed {failed}"))
-        if Path(args.long_video).exists():
+        if Path(args.long_video).exists() and not args.hands_only:
             for times in (1, args.loop):
                 d = work / f"long{times}"
                 d.mkdir()

@@ -1,5 +1,12 @@
-"""Speed of the visual odometry and its cost inside an extraction.
+"""Accuracy and speed of the camera estimators, and the camera's cost inside an extraction.
 
+0. Accuracy (``--accuracy``, default on): rendered videos with exact ground truth made from the
+   permissive photos (pure rotation, one fronto-parallel plane, a tilted plane, planes at several
+   depths; 90 frames, seeds fixed), each run with its true intrinsics ("sidecar") and with the
+   90 deg field-of-view prior ("no sidecar"); with ``--nc`` also the real EgoDex recordings
+   against ARKit (true K, EgoDex hands as masks; 6-frame pairs). Per pair median / max rotation
+   error, rotation error at the end, translation direction, invented translation on a pure
+   rotation, focal found, time per frame.
 1. Odometry per 640x480 frame on one core (``cv2.setNumThreads(1)``; CPU time of this process and
    wall time), on exact-geometry sequences made from the permissive photos (pure rotation, general
    motion in a textured 3D scene) and, with ``--nc``, the real egocentric clip resized to 640x480
@@ -7,12 +14,14 @@
 2. Extraction throughput (frames/s of ``ExtractProcessor``: decode + MediaPipe hands + JPEG, with
    and without ``--camera vo``) on a real video; the ratio is what the camera costs.
 
-Usage: ``python benchmarks/bench_vo.py [--nc] [--repeat 3] [--extract-video PATH]``.
+Usage: ``python benchmarks/bench_vo.py [--nc] [--repeat 3] [--extract-video PATH] [--skip-speed]
+[--skip-extract] [--cameras vo,colmap]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -26,10 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+from dexhands_data.camera.registry import create_camera_estimator  # noqa: E402
 from dexhands_data.camera.vo import VisualOdometry  # noqa: E402
 from dexhands_data.geometry import Intrinsics  # noqa: E402
+from vo_accuracy import accuracy  # noqa: E402
 from vo_scenes import (  # noqa: E402
-    general_motion, load_rgb, render_planes, rotation_sequence, smooth_rotations, textured_planes, view_K,
+    general_motion, load_rgb, render_planes, rotation_sequence, single_plane, smooth_rotations,
+    textured_planes, view_K,
 )
 
 SHARED = Path(os.environ.get("DEXDATA_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -62,6 +74,94 @@ def scenes() -> dict[str, tuple[list[np.ndarray], Intrinsics]]:
     out["general motion (textured planes, 640x480)"] = (
         [render_planes(planes, T, K2) for T in general_motion(120, 0.01)], Intrinsics.from_K(K2, 640, 480))
     return out
+
+
+def accuracy_scenes(n: int = 90) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
+    """Rendered videos with exact ground truth: name -> (frames, true K, T_world_cam)."""
+    photos = SHARED / "hand_images"
+    out = {}
+    R = smooth_rotations(n)
+    frames, K = rotation_sequence(load_rgb(photos / "hamer_test3.jpg"), R)
+    T = np.tile(np.eye(4), (n, 1, 1))
+    T[:, :3, :3] = R
+    out["pure rotation"] = (list(frames), K, T)
+    K2 = view_K(640, 480, 500.0)
+    T2 = general_motion(n, 0.01)
+    texture = load_rgb(photos / "hamer_test1.jpg")
+    for name, planes in (("one plane", single_plane(texture)),
+                         ("tilted plane (35 deg)", single_plane(texture, tilt_deg=35.0)),
+                         ("planes at 2.5-6 m", textured_planes(
+                             [load_rgb(photos / p) for p in ("hamer_test3.jpg", "hamer_test1.jpg",
+                                                             "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg")]))):
+        out[name] = ([render_planes(planes, Ti, K2) for Ti in T2], K2, T2)
+    return out
+
+
+VO_OPTIONS: dict = {}
+
+
+def run_camera(camera: str, frames, intr: Intrinsics, hands=None, valid=None):
+    """(CameraTrack, CPU ms per frame of this process) of one estimator run, inline (CPU time, not
+    wall time: it is what a busy worker pays, and it does not move with other jobs' load)."""
+    options = {"background": False, **VO_OPTIONS} if camera == "vo" else {}
+    session = create_camera_estimator(camera, **options).session(intr)
+    t0 = time.process_time()
+    for i, f in enumerate(frames):
+        session.step(f, None if hands is None else hands[i], None if valid is None else valid[i])
+    track = session.finish()
+    return track, 1e3 * (time.process_time() - t0) / len(frames)
+
+
+def focal_of(track, intr: Intrinsics) -> float:
+    used = getattr(track, "intrinsics", None)
+    return float((used or intr).fx)
+
+
+def accuracy_rows(cameras: list[str], only: str | None = None) -> list[tuple]:
+    rows = []
+    for name, (frames, K, T) in accuracy_scenes().items():
+        h, w = frames[0].shape[:2]
+        for label, intr in (("sidecar", Intrinsics.from_K(K, w, h, "sidecar")),
+                            ("no sidecar", Intrinsics.from_fov(w, h, 90.0))):
+            if only and only not in f"{name} {label}":
+                continue
+            for camera in cameras:
+                track, ms = run_camera(camera, frames, intr)
+                acc = accuracy(track.T_world_cam, T, track.valid)
+                rows.append((name, label, camera, acc, focal_of(track, intr) / K[0, 0] - 1.0, ms))
+    return rows
+
+
+def egodex_rows(cameras: list[str]) -> list[tuple]:
+    """Real EgoDex 1080p recordings vs ARKit, true K, ground-truth hands as masks, 6-frame pairs."""
+    from dexhands_data.sources.egodex import EgoDexSource
+
+    src = EgoDexSource()
+    rows = []
+    for ref in src.discover(str(SHARED / "egodex_real_nc")):
+        try:
+            ep = src.open(ref)
+        except Exception as exc:  # an hdf5 without its video
+            print(f"  skip {ref.episode_id}: {exc}")
+            continue
+        frames = [f.image for f in ep.frames()]
+        hands = ep.hands
+        for camera in cameras:
+            track, ms = run_camera(camera, frames, ep.intrinsics, hands.keypoints_2d, hands.valid)
+            acc = accuracy(track.T_world_cam, ep.camera.T_world_cam, track.valid, step=6)
+            rows.append((ref.episode_id, f"{len(frames)} f, true K", camera, acc,
+                         focal_of(track, ep.intrinsics) / ep.intrinsics.fx - 1.0, ms))
+    return rows
+
+
+def print_accuracy(rows: list[tuple]) -> None:
+    print(f"{'scene':24s} {'K':14s} {'camera':7s} {'pair med':>8s} {'pair max':>8s} {'end':>6s} "
+          f"{'t dir':>6s} {'inv. t':>7s} {'focal':>7s} {'valid':>5s} {'cpu ms/f':>8s}")
+    for name, label, camera, a, focal, ms in rows:
+        tdir = "-" if a.trans_dir_deg is None else f"{a.trans_dir_deg:.1f}"
+        inv = "-" if a.invented_translation is None else f"{a.invented_translation:.3f}"
+        print(f"{name:24s} {label:14s} {camera:7s} {a.pair_median_deg:8.3f} {a.pair_max_deg:8.3f} "
+              f"{a.end_deg:6.2f} {tdir:>6s} {inv:>7s} {100 * focal:+6.1f}% {a.valid:5.2f} {ms:8.1f}")
 
 
 def egocentric_nc() -> tuple[list[np.ndarray], Intrinsics, np.ndarray, np.ndarray]:
@@ -110,10 +210,25 @@ def main() -> None:
     ap.add_argument("--extract-video",
                     default=str(SHARED / "hand_video" / "mediapipe_hand_landmarker_test_video.mp4"))
     ap.add_argument("--skip-extract", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--cameras", default="vo", help="comma-separated estimators for the accuracy suite")
+    ap.add_argument("--only", default=None, help="rendered scenes whose 'name K' contains this text")
+    ap.add_argument("--vo", action="append", default=[], metavar="KEY=JSON",
+                    help="VO config override for the accuracy suite (ablations), e.g. self_calibration=false")
     args = ap.parse_args()
+    for item in args.vo:
+        key, value = item.split("=", 1)
+        VO_OPTIONS[key] = json.loads(value)
     cv2.setNumThreads(1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
           f"python {platform.python_version()}, opencv {cv2.__version__}; cv2 threads = 1")
+    cameras = args.cameras.split(",")
+    if not args.skip_accuracy:
+        rows = accuracy_rows(cameras, args.only) + (egodex_rows(cameras) if args.nc else [])
+        print_accuracy(rows)
+    if args.skip_speed:
+        return
     rows = []
     for name, (frames, intr) in scenes().items():
         rows.append((name, time_vo(frames, intr, repeat=args.repeat)))

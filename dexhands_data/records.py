@@ -131,6 +131,8 @@ class CameraTrack:
     T_world_cam: (N, 4, 4) float64, camera (OpenCV axes) to world. valid: (N,) bool.
     translation_metric: translations are in metres (False: up to an unknown scale).
     static: the camera never moves. world_frame: what the world is (e.g. "first_camera").
+    intrinsics: the intrinsics the poses were estimated with, when the estimator may change them
+    (self-calibration); None means the episode's own intrinsics.
     """
 
     T_world_cam: np.ndarray
@@ -141,6 +143,7 @@ class CameraTrack:
     estimator: str
     config: dict[str, Any] = field(default_factory=dict)
     processing: dict[str, Any] = field(default_factory=dict)
+    intrinsics: Intrinsics | None = None
 
     @classmethod
     def not_estimated(cls, n: int) -> "CameraTrack":

@@ -112,10 +112,16 @@ def test_project_behind_camera_is_nan():
 def test_intrinsics_from_fov():
     intr = Intrinsics.from_fov(640, 360, 90.0)
     assert intr.fx == pytest.approx(320.0) and intr.fy == pytest.approx(320.0)
-    assert (intr.cx, intr.cy, intr.source) == (320.0, 180.0, "fov_prior")
-    # the image border is at the half field of view
-    u = project(np.array([np.tan(np.deg2rad(45.0)), 0.0, 1.0]), intr.K)[0]
-    assert u == pytest.approx(640.0)
+    # pixel-centre convention: pixel i covers [i - 0.5, i + 0.5], the image spans [-0.5, W - 0.5]
+    assert (intr.cx, intr.cy, intr.source) == (319.5, 179.5, "fov_prior")
+    # the image border (u = W - 0.5) is at the half field of view, on both sides
+    edge = np.tan(np.deg2rad(45.0))
+    u = project(np.array([[edge, 0.0, 1.0], [-edge, 0.0, 1.0]]), intr.K)[:, 0]
+    np.testing.assert_allclose(u, [639.5, -0.5])
+    # consistent with Intrinsics.scaled: the same camera at half resolution
+    half = Intrinsics.from_fov(320, 180, 90.0)
+    scaled = intr.scaled(320, 180)
+    assert (half.cx, half.cy) == pytest.approx((scaled.cx, scaled.cy))
     with pytest.raises(ValueError):
         Intrinsics.from_fov(640, 360, 180.0)
 

@@ -42,6 +42,8 @@ from dexhands_data.hands.hamer_backend import (
 )
 from dexhands_data.hands.mediapipe_backend import MediaPipeHands
 from dexhands_data.hands.postprocess import PostprocessConfig, postprocess_track
+from dexhands_data.hands.smoothing import SmootherConfig
+from dexhands_data.hands.track_lift import LiftConfig
 from dexhands_data.keypoints import KEYPOINT_NAMES, LEFT, RIGHT
 from dexhands_data.records import VideoFrame
 
@@ -360,7 +362,9 @@ def test_session_on_real_egocentric_video_batches_across_frames(ego_frames, dete
     background thread) come back to the right (frame, hand) and give the known hands back. With
     detect_every=3 the detector runs on frames 0, 3, 6, 9 and the frames between reuse its boxes."""
     K = Intrinsics.from_fov(1920, 1080, 90.0)
-    ref_session = MediaPipeHands(model_complexity=0).session(K)
+    per_frame = LiftConfig(method="rigid", ray_rotation=False, hand_size="frame", pose="translation",
+                           smoother=SmootherConfig("none"))  # finish() keeps step()'s 3D
+    ref_session = MediaPipeHands(model_complexity=0, lift=per_frame).session(K)
     known, requested, last = [], [], None
     for i, fr in enumerate(ego_frames):  # the same detector calls the session will make
         if i % detect_every == 0 or last is None or not last.valid.any():
@@ -459,3 +463,32 @@ def test_missing_install_is_named_exactly(tmp_path, monkeypatch):
     other = tmp_path / "mano_elsewhere"
     with pytest.raises(HamerUnavailable, match=f"MANO_RIGHT.pkl is not in {other}"):
         locate_hamer(ckpt, other, check_package=False)
+
+
+def test_session_finished_with_a_refined_focal_replaces_hands_on_the_same_pixels(mediapipe, shared_data):
+    """The pipeline passes a self-calibrated K to ``finish``: HaMeR's per-frame hands are re-placed
+    with it (same 2D keypoints, 3D now reprojecting with the new K)."""
+    img, K, _ = detections(mediapipe, shared_data, "mediapipe_hand_thumb_up.jpg")
+    ref_session = mediapipe.session(K)
+    ref = ref_session.step(VideoFrame(0, 0, 0.0, img))
+    ref_session.finish()
+    known = [(ref.keypoints_cam[s].astype(np.float64), s == RIGHT) for s in (LEFT, RIGHT) if ref.valid[s]]
+    K2 = Intrinsics(K.fx * 1.3, K.fy * 1.3, K.cx, K.cy, K.width, K.height, "self_calibrated")
+    tracks = []
+    for final in (None, K2):
+        est = HamerHands(model_factory=standin_factory(KnownHandsModel(known, K.K)), static_image_mode=True,
+                         device="cpu", batch_size=4, detector_model_complexity=1)
+        session = est.session(K)
+        session.step(VideoFrame(0, 0, 0.0, img))
+        tracks.append(session.finish(final))
+    plain, refined = tracks
+    assert refined.valid.tolist() == plain.valid.tolist() and plain.valid.any()
+    for s in np.flatnonzero(plain.valid[0]):
+        np.testing.assert_allclose(refined.keypoints_2d[0, s], plain.keypoints_2d[0, s], atol=1e-4)
+        uv = project(refined.keypoints_cam[0, s].astype(np.float64), K2.K)
+        rms = np.sqrt(np.mean(np.sum((uv - refined.keypoints_2d[0, s]) ** 2, axis=-1)))
+        # one rigid shape moved by a translation: a few px off under the new perspective, as recorded
+        assert rms < 2.0 and rms == pytest.approx(refined.lift_residual_px[0, s], abs=1e-3)
+        # a longer focal sees the same pixels from further away
+        assert refined.keypoints_cam[0, s, 0, 2] > 1.2 * plain.keypoints_cam[0, s, 0, 2]
+    assert refined.processing["relifted_with_intrinsics"] == "self_calibrated"

@@ -119,7 +119,8 @@ def test_landmarker_photo_has_two_hands(shared_data, estimator):
 
 
 def test_camera_keypoints_reproject_onto_landmarks(shared_data, estimator):
-    """Median lift residual over all photo detections, and the world landmarks' axes are the camera's."""
+    """The stored 3D lands on the stored 2D; the shape's fit residual is small; the world landmarks'
+    axes are roughly the camera's (a flipped axis fits worse)."""
     residuals, worse = [], []
     for path in sorted(glob.glob(str(shared_data / IMAGES / "*.jpg"))):
         img = load_rgb(path)
@@ -127,7 +128,8 @@ def test_camera_keypoints_reproject_onto_landmarks(shared_data, estimator):
         for d in estimator.detect_image(img, intr):
             reproj = project(d.keypoints_cam, intr.K)
             err = np.linalg.norm(reproj - d.keypoints_2d, axis=-1)
-            assert np.sqrt(np.mean(err**2)) == pytest.approx(d.lift_residual_px, rel=1e-6)
+            assert err.max() < 1e-6  # back-projected: 0 px up to rounding
+            assert np.isfinite(d.lift_residual_px) and d.lift_residual_px > 0  # the rigid shape's fit
             size = np.linalg.norm(d.keypoints_2d.max(0) - d.keypoints_2d.min(0))
             residuals.append(d.lift_residual_px / size)
             # flipping x or y (or z) of the world landmarks fits the 2D landmarks worse
@@ -163,8 +165,10 @@ def test_tracking_the_landmarker_video(landmarker_track):
     assert valid[:, RIGHT].mean() >= 0.95 and valid[:, LEFT].sum() == 0  # one right hand, whole clip
     p = track.processing
     assert p["frames"] == 202 and p["detections"] >= 195
-    # the raw labels flip on a few frames at complexity 0: repaired by continuity
-    assert p["raw_label_right"] == p["handedness_swaps_fixed"]
+    # the raw labels flip on a few frames at complexity 0, and the chirality test (score near 0.5)
+    # wrongly turns a few right hands left: all repaired by continuity
+    assert p["raw_label_right"] + p["side_by_chirality"] == p["handedness_swaps_fixed"]
+    assert p["reprojection_px_median"] < 1e-3 and p["tracks_right"] >= 1
     k = track.keypoints_cam[valid[:, RIGHT], RIGHT]
     assert np.all(np.isfinite(k)) and np.all(k[:, :, 2] > 0.05)
     wm = np.linalg.norm(k[:, MIDDLE_MCP] - k[:, WRIST], axis=-1)

@@ -67,7 +67,7 @@ def test_open_real_video_with_fov_prior(video_tree):
     intr = ep.intrinsics
     assert intr.source == "fov_prior" and (intr.width, intr.height) == (640, 360)
     assert intr.fx == pytest.approx(320.0) and intr.fy == pytest.approx(320.0)
-    assert (intr.cx, intr.cy) == (320.0, 180.0)
+    assert (intr.cx, intr.cy) == (319.5, 179.5)  # image centre, pixel-centre convention
     assert ep.extra["intrinsics_source"] == "fov_prior" and ep.extra["hfov_deg"] == 90.0
     assert ep.extra["display_rotation_ccw_deg"] == 0 and ep.extra["source_fps"] == 25.0
     json.dumps(ep.extra)  # JSON-able metadata

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from dexhands_data.camera.registry import create_camera_estimator
-from dexhands_data.camera.vo import (
-    VisualOdometry, fit_rotation_ransac, rotation_from_bearings, triangulate_midpoint,
-)
+from dexhands_data.camera.bearings import fit_rotation_ransac, rotation_from_bearings, triangulate_midpoint
+from dexhands_data.camera.vo import VisualOdometry
 from dexhands_data.geometry import Intrinsics, matrix_from_rotvec, relative_pose
 from vo_scenes import (
     general_motion, load_rgb, render_planes, rotation_angle_deg, rotation_sequence, smooth_rotations,
@@ -89,7 +88,7 @@ def test_pure_rotation_is_recovered_per_pair_and_over_60_frames(rotation_clip):
     assert track.processing["rotation_only_frames"] == 59 and track.processing["rotation_only_segments"] == 1
     np.testing.assert_allclose(track.T_world_cam[:, :3, 3], 0.0, atol=1e-12)
     assert track.translation_metric is False and track.world_frame == "first_camera"
-    assert track.estimator == "vo==1.0"
+    assert track.estimator == "vo==1.1"
 
 
 def test_general_motion_in_a_textured_3d_scene(planes_clip):
@@ -203,9 +202,19 @@ def test_registry():
         none.step(np.zeros((48, 64, 3), np.uint8), np.full((2, 21, 2), np.nan), np.zeros(2, bool))
     track = none.finish()
     assert len(track.valid) == 3 and not track.valid.any() and track.estimator == "none"
-    with pytest.raises(ValueError, match="pycolmap is not installed"):
-        create_camera_estimator("colmap")
+    assert create_camera_estimator("colmap", keyframe_stride=2).config()["keyframe_stride"] == 2
+    with pytest.raises(ValueError, match="refine_focal"):
+        create_camera_estimator("colmap", refine_focal="sometimes")
     with pytest.raises(ValueError, match="ground-truth"):
         create_camera_estimator("given")
     with pytest.raises(ValueError, match="unknown camera estimator"):
         create_camera_estimator("slam")
+
+
+def test_a_black_video_is_invalid_with_a_reason():
+    session = VisualOdometry(background=False).session(Intrinsics.from_fov(320, 240, 70.0))
+    for _ in range(8):
+        session.step(np.zeros((240, 320, 3), np.uint8), None, None)
+    track = session.finish()
+    assert not track.valid[1:].any() and track.processing["invalid_reasons"] == {"too_few_tracks": 7}
+    assert track.processing["self_calibration"]["reason"] and track.intrinsics.source == "fov_prior"

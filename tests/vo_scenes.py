@@ -2,8 +2,10 @@
 
 * ``rotation_sequence``: a real photo seen by a camera that only rotates: view i is the source
   warped by ``K_src R_0_i K_view^-1`` (the exact image of a rotating pinhole camera).
-* ``planes_sequence``: a 3D scene of textured rectangles (real photos) at several depths, rendered
-  per plane with its plane-induced homography and painted far to near: exact general motion.
+* ``textured_planes`` / ``render_planes``: a 3D scene of textured rectangles (real photos) at several
+  depths, rendered per plane with its plane-induced homography and painted far to near: exact
+  general motion. ``single_plane``: one large textured plane (fronto-parallel or tilted), the
+  near-planar tabletop case where essential-matrix decompositions are ambiguous.
 World = first camera (OpenCV axes); poses are ``T_world_cam`` (4, 4).
 """
 
@@ -61,6 +63,19 @@ def textured_planes(images: list[np.ndarray]) -> list[Plane]:
         step = width / tex.shape[1]
         planes.append(Plane(tex, np.array([x, y, z]), np.array([step, 0, 0]), np.array([0, step, 0.0])))
     return planes
+
+
+def single_plane(texture: np.ndarray, tilt_deg: float = 0.0, depth_m: float = 2.0, width_m: float = 7.0,
+                 centre_x_m: float = 0.5) -> list[Plane]:
+    """One textured plane ``depth_m`` ahead, turned by ``tilt_deg`` about the camera's y axis
+    (positive: its right side farther away), wide enough to fill a 65 deg view along ``general_motion``."""
+    a = np.deg2rad(tilt_deg)
+    step = width_m / texture.shape[1]
+    right = step * np.array([np.cos(a), 0.0, np.sin(a)])
+    down = np.array([0.0, step, 0.0])
+    centre = np.array([centre_x_m, 0.0, depth_m])
+    corner = centre - right * texture.shape[1] / 2 - down * texture.shape[0] / 2
+    return [Plane(texture, corner, right, down)]
 
 
 def render_planes(planes: list[Plane], T_world_cam: np.ndarray, K: np.ndarray, size=(640, 480)) -> np.ndarray:

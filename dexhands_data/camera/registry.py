@@ -3,7 +3,7 @@
 * ``vo``: :class:`~.vo.VisualOdometry` (default for ``videos`` and ``ego4d``).
 * ``none``: no estimate; every frame's pose is identity flagged invalid.
 * ``given`` is not an estimator: the pipeline passes the source's own ground-truth poses through.
-* ``colmap`` (pycolmap) is not implemented in this release; asking for it is a clear error.
+* ``colmap``: :class:`~.colmap_backend.ColmapCamera` (pycolmap structure from motion over keyframes).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class _NoCameraSession:
         return CameraTrack.not_estimated(self.n)
 
 
-CAMERA_ESTIMATORS = ("vo", "none")
+CAMERA_ESTIMATORS = ("vo", "colmap", "none")
 
 
 def create_camera_estimator(name: str, **options) -> CameraEstimator:
@@ -56,6 +56,7 @@ def create_camera_estimator(name: str, **options) -> CameraEstimator:
         raise ValueError("camera 'given' is not an estimator: it passes the source's ground-truth poses "
                          "through (only sources with camera poses, e.g. egodex and aria, have them)")
     if name == "colmap":
-        raise ValueError("camera estimator 'colmap' is not implemented: pycolmap is not installed and this "
-                         "release ships no pycolmap backend; use 'vo' (visual odometry) instead")
+        from .colmap_backend import ColmapCamera
+
+        return ColmapCamera(**options)
     raise ValueError(f"unknown camera estimator {name!r}; known: {', '.join(CAMERA_ESTIMATORS)}")

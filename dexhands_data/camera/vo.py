@@ -13,25 +13,25 @@ Per frame (on a grey copy downscaled so its longer side is ``working_long_side``
 2. Pose:
    * with >= ``min_pnp_points`` tracks that have a triangulated 3D point: PnP + RANSAC, then
      Levenberg-Marquardt refinement on the inliers (scale propagates through the map);
-   * otherwise two-view against the current keyframe, with model selection: a pure-rotation model
-     (the homography ``K R K^-1``, fitted as a rotation of bearing vectors with RANSAC) is kept
-     when the rotation-compensated parallax is below ``min_parallax_px``; else the essential
-     matrix (5-point USAC) gives R and the translation direction (the decomposition with most
-     points in front of both cameras), the scale is set from the median depth unit, and once the
-     triangulation angle reaches ``min_init_angle_deg`` the inliers become a new 3D map.
+   * otherwise two-view against the current keyframe (:mod:`.two_view`): rotation, homography
+     and essential matrix, the one with the lowest GRIC kept; of a homography's or essential
+     matrix's decompositions the one closest to the constant-velocity prediction; the scale is
+     set from the median depth unit, and once the triangulation angle reaches
+     ``min_init_angle_deg`` and the decomposition has been stable for ``min_stable_frames`` the
+     inliers become a new 3D map.
 3. Keyframes: when too few tracks survive or too few of them have 3D points, tracks without a
    point are triangulated from their first observation (ray angle >= ``min_triangulation_deg``)
    and new corners are detected away from hands, borders and existing tracks.
-4. When no model can be fitted (too few tracks, degenerate geometry) the frame is marked invalid
+4. With intrinsics that are only a prior, the focal is first self-calibrated over the first
+   ``self_calibration_frames`` (:mod:`.calibrating_session`).
+5. When no model can be fitted (too few tracks, degenerate geometry) the frame is marked invalid
    and tracking re-initialises on it; the new segment is anchored at the last valid pose (the
    motion across the gap is unknown, which the invalid frame between the segments records).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import weakref
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -39,10 +39,15 @@ import numpy as np
 
 from ..geometry import Intrinsics, se3, se3_inverse
 from ..records import CameraTrack
+from .background import BackgroundSession
+from .calibrating_session import PRIOR_SOURCES, SelfCalibratingSession
+from .bearings import bearings, fit_rotation_ransac, triangulate_midpoint
 from .masks import MaskConfig, feature_mask, points_allowed, scale_keypoints
+from .tracks import Tracks
+from .two_view import TwoViewFit, fit_two_view
 
 NAME = "vo"
-VERSION = "1.0"
+VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -60,110 +65,16 @@ class VOConfig:
     min_pnp_points: int = 15
     pnp_reprojection_px: float = 2.0
     ransac_threshold_px: float = 1.0
-    min_parallax_px: float = 0.5
     min_triangulation_deg: float = 1.0
     min_init_angle_deg: float = 3.0
+    min_stable_frames: int = 2
+    stable_direction_deg: float = 5.0
     keyframe_track_ratio: float = 0.7
     keyframe_min_map_ratio: float = 0.25
     min_keyframe_gap: int = 1
+    self_calibration: bool = True
+    self_calibration_frames: int = 60
     mask: MaskConfig = field(default_factory=MaskConfig)
-
-
-@dataclass
-class _Tracks:
-    """Tracked features (M rows): current pixels, pixels in the keyframe, first-observation ray
-    (world origin and unit direction) and the triangulated world point (NaN if none)."""
-
-    pts: np.ndarray
-    kf_pts: np.ndarray
-    birth_c: np.ndarray
-    birth_d: np.ndarray
-    X: np.ndarray
-
-    @classmethod
-    def empty(cls) -> "_Tracks":
-        empty2 = np.zeros((0, 2), np.float32)
-        return cls(empty2, empty2.copy(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)))
-
-    def __len__(self) -> int:
-        return len(self.pts)
-
-    def keep(self, sel: np.ndarray) -> "_Tracks":
-        return _Tracks(self.pts[sel], self.kf_pts[sel], self.birth_c[sel], self.birth_d[sel], self.X[sel])
-
-    def append(self, other: "_Tracks") -> "_Tracks":
-        return _Tracks(*(np.concatenate([a, b]) for a, b in zip(
-            (self.pts, self.kf_pts, self.birth_c, self.birth_d, self.X),
-            (other.pts, other.kf_pts, other.birth_c, other.birth_d, other.X))))
-
-
-# ----------------------------------------------------------------------------- geometry helpers
-
-
-def rotation_from_bearings(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
-    """R minimising sum |b2 - R b1|^2 over unit bearings (M, 3) (Kabsch); batched over leading axes."""
-    M = np.einsum("...ni,...nj->...ij", b2, b1)
-    U, _, Vt = np.linalg.svd(M)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.zeros(M.shape)
-    D[..., 0, 0] = 1.0
-    D[..., 1, 1] = 1.0
-    D[..., 2, 2] = d
-    return U @ D @ Vt
-
-
-def fit_rotation_ransac(
-    b1: np.ndarray, b2: np.ndarray, threshold_rad: float, rng: np.random.Generator, iterations: int = 48
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R (b2 = R b1) by 2-point RANSAC and a least-squares refit; returns (R, inlier mask).
-
-    A pair is an inlier when the angle between b2 and R b1 is below ``threshold_rad``."""
-    n = len(b1)
-    cos_thr = np.cos(threshold_rad)
-    i = rng.integers(0, n, size=iterations)
-    j = (i + rng.integers(1, n, size=iterations)) % n  # a different second point
-    idx = np.stack([i, j], axis=1)
-    Rs = rotation_from_bearings(b1[idx], b2[idx])  # (I, 3, 3)
-    cos = np.einsum("kin,ni->kn", Rs @ b1.T, b2)  # (I, n) cosines between R b1 and b2
-    counts = (cos > cos_thr).sum(axis=1)
-    best = int(np.argmax(counts))
-    R, inliers = Rs[best], cos[best] > cos_thr
-    for _ in range(2):
-        if inliers.sum() < 2:
-            break
-        R = rotation_from_bearings(b1[inliers], b2[inliers])
-        inliers = np.einsum("ni,ni->n", b1 @ R.T, b2) > cos_thr
-    return R, inliers
-
-
-def bearings(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Unit rays (M, 3) in the camera frame of pixels (M, 2)."""
-    p = np.asarray(pixels, dtype=np.float64)
-    x = np.stack([(p[:, 0] - K[0, 2]) / K[0, 0], (p[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(p))], axis=1)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def triangulate_midpoint(
-    c1: np.ndarray, d1: np.ndarray, c2: np.ndarray, d2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Midpoints (M, 3) of the closest points of rays (c, d unit); also the ray parameters s1, s2
-    (depth along each ray) and the angle between the rays (rad)."""
-    w = c1 - c2
-    a = np.einsum("ij,ij->i", d1, d1)
-    b = np.einsum("ij,ij->i", d1, d2)
-    c = np.einsum("ij,ij->i", d2, d2)
-    d = np.einsum("ij,ij->i", d1, w)
-    e = np.einsum("ij,ij->i", d2, w)
-    den = a * c - b * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = (b * e - c * d) / den
-        s2 = (a * e - b * d) / den
-    X = 0.5 * ((c1 + s1[:, None] * d1) + (c2 + s2[:, None] * d2))
-    angle = np.arccos(np.clip(b / np.sqrt(a * c), -1.0, 1.0))
-    return X, s1, s2, angle
-
-
-# ----------------------------------------------------------------------------- estimator
 
 
 class VisualOdometry:
@@ -188,67 +99,15 @@ class VisualOdometry:
         """Settings that change the output (``background`` does not)."""
         return asdict(self.cfg)
 
-    def session(self, intrinsics: Intrinsics) -> "VOSession | BackgroundSession":
-        session = VOSession(self.cfg, intrinsics)
+    def session(self, intrinsics: Intrinsics) -> "VOSession | SelfCalibratingSession | BackgroundSession":
+        """A session for one episode; with ``self_calibration`` and intrinsics that are only a prior
+        (``fov_prior``, ``default``) the focal is first estimated from the video."""
+        if self.cfg.self_calibration and intrinsics.source in PRIOR_SOURCES:
+            session = SelfCalibratingSession(lambda intr: VOSession(self.cfg, intr), intrinsics,
+                                             self.cfg.self_calibration_frames)
+        else:
+            session = VOSession(self.cfg, intrinsics)
         return BackgroundSession(session) if self.background else session
-
-
-class BackgroundSession:
-    """Runs a :class:`VOSession` in one worker thread fed through a bounded queue (frames in order).
-
-    ``step`` checks the frame size at once and returns; an error inside the worker is raised by
-    the next ``step`` or by ``finish``. A session dropped without ``finish`` (the episode failed
-    elsewhere) stops its thread when it is garbage-collected.
-    """
-
-    _STOP = None
-
-    def __init__(self, session: "VOSession", max_pending: int = 8):
-        self.session = session
-        self.queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self.errors: list[BaseException] = []
-        # The thread holds the queue, session and error list, not ``self``, so ``self`` can be collected.
-        self.thread = threading.Thread(target=_background_worker, args=(self.queue, session, self.errors),
-                                       name="vo-session", daemon=True)
-        self.thread.start()
-        self._stopper = weakref.finalize(self, self.queue.put, self._STOP)
-
-    def _raise(self) -> None:
-        if self.errors:
-            raise self.errors[0]
-
-    def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
-             hand_valid: np.ndarray | None = None) -> None:
-        self._raise()
-        self.session.check_frame(image)
-        kp = None if hand_keypoints_2d is None else np.array(hand_keypoints_2d, dtype=np.float64)
-        valid = None if hand_valid is None else np.array(hand_valid, dtype=bool)
-        self.queue.put((image, kp, valid))
-
-    def tracked_points(self) -> np.ndarray:
-        self.queue.join()
-        self._raise()
-        return self.session.tracked_points()
-
-    def finish(self) -> CameraTrack:
-        self._stopper()  # sends the stop marker once
-        self.thread.join()
-        self._raise()
-        return self.session.finish()
-
-
-def _background_worker(q: queue.Queue, session: "VOSession", errors: list[BaseException]) -> None:
-    while True:
-        item = q.get()
-        try:
-            if item is BackgroundSession._STOP:
-                return
-            if not errors:
-                session.step(*item)
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-        finally:
-            q.task_done()
 
 
 class VOSession:
@@ -269,7 +128,7 @@ class VOSession:
         self.valid: list[bool] = []
         self.modes: list[str] = []
         self.prev_grey: np.ndarray | None = None
-        self.tracks = _Tracks.empty()
+        self.tracks = Tracks.empty()
         self.T_world_kf = np.eye(4)
         self.kf_count = 0
         self.last_valid_T = np.eye(4)
@@ -277,7 +136,11 @@ class VOSession:
         self.force_keyframe = False
         self.kf_frame = 0
         self.counts = {"keyframes": 0, "reinitialisations": 0, "map_initialisations": 0,
-                       "pnp_frames": 0, "essential_frames": 0, "rotation_only_frames": 0}
+                       "pnp_frames": 0, "essential_frames": 0, "homography_frames": 0,
+                       "rotation_only_frames": 0}
+        self.last_motion: tuple[int, np.ndarray] | None = None  # (keyframe, unit t) of the last two-view pose
+        self.stable_count = 0
+        self.invalid_reasons: Counter = Counter()
         self.lk = dict(winSize=(cfg.klt_window, cfg.klt_window), maxLevel=cfg.klt_levels,
                        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
@@ -286,9 +149,17 @@ class VOSession:
     def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
              hand_valid: np.ndarray | None = None) -> None:
         """Process one RGB uint8 frame of the source size; hand keypoints (2, 21, 2) source px."""
+        self.step_prepared(*self.prepare(image, hand_keypoints_2d, hand_valid))
+
+    def prepare(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
+                hand_valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The grey working-grid image of a frame and its feature mask (hands, forearms, border off)."""
         grey = self._grey(image)
         kp = None if hand_keypoints_2d is None else scale_keypoints(hand_keypoints_2d, self.scale)
-        mask = feature_mask(grey.shape[0], grey.shape[1], kp, hand_valid, self.cfg.mask)
+        return grey, feature_mask(grey.shape[0], grey.shape[1], kp, hand_valid, self.cfg.mask)
+
+    def step_prepared(self, grey: np.ndarray, mask: np.ndarray) -> None:
+        """Process one frame given as :meth:`prepare` returns it."""
         if self.prev_grey is None:
             self._restart(grey, mask, np.eye(4))
             self._record(np.eye(4), True, "first")
@@ -296,6 +167,7 @@ class VOSession:
         self._track(grey, mask)
         T, mode = self._estimate()
         if T is None:
+            self.invalid_reasons[mode] += 1
             self.counts["reinitialisations"] += 1
             self._record(self.last_valid_T, False, "lost")
             self._restart(grey, mask, self.last_valid_T)
@@ -315,9 +187,13 @@ class VOSession:
         rot = np.array([m == "rotation" for m in self.modes], bool)
         segments = int(np.sum(rot & ~np.concatenate([[False], rot[:-1]]))) if n else 0
         processing = {**self.counts, "rotation_only_segments": segments, "frames": n,
-                      "valid_frames": int(valid.sum()), "working_size": list(self.size)}
+                      "valid_frames": int(valid.sum()), "working_size": list(self.size),
+                      # why frames are invalid: fewer than min_tracks features tracked (blank, dark
+                      # or featureless frames, cuts) or no two-view model fits the tracks
+                      "invalid_reasons": dict(self.invalid_reasons)}
         return CameraTrack(poses, valid, translation_metric=False, static=False, world_frame="first_camera",
-                           estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing)
+                           estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing,
+                           intrinsics=self.src)
 
     # ------------------------------------------------------------------ stages
 
@@ -338,12 +214,12 @@ class VOSession:
         self.modes.append(mode)
         if valid:
             self.last_valid_T = np.array(T, dtype=np.float64)
-        if mode in ("pnp", "essential", "rotation"):
+        if mode in ("pnp", "essential", "homography", "rotation"):
             self.counts[f"{'rotation_only' if mode == 'rotation' else mode}_frames"] += 1
 
     def _restart(self, grey: np.ndarray, mask: np.ndarray, T_world_cam: np.ndarray) -> None:
         """Start a segment on this frame: fresh corners, no map, keyframe here."""
-        self.tracks = _Tracks.empty()
+        self.tracks = Tracks.empty()
         self.prev_grey = grey
         self._new_keyframe(grey, mask, T_world_cam)
 
@@ -361,7 +237,7 @@ class VOSession:
                 pts = corners.reshape(-1, 2).astype(np.float32)
                 d = bearings(pts, self.K) @ T_world_cam[:3, :3].T
                 c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
-                new = _Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
+                new = Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
                 self.tracks = self.tracks.append(new)
         self.tracks.kf_pts = self.tracks.pts.copy()
         self.T_world_kf = np.array(T_world_cam, dtype=np.float64)
@@ -384,7 +260,7 @@ class VOSession:
     def _estimate(self) -> tuple[np.ndarray | None, str]:
         tr = self.tracks
         if len(tr) < self.cfg.min_tracks:
-            return None, "lost"
+            return None, "too_few_tracks"
         has_X = np.isfinite(tr.X).all(axis=1)
         if has_X.sum() >= self.cfg.min_pnp_points:
             T = self._pnp(has_X)
@@ -428,58 +304,56 @@ class VOSession:
         b1, b2 = bearings(tr.kf_pts, self.K), bearings(tr.pts, self.K)
         thr = self.cfg.ransac_threshold_px / self.f
         R_ck, rot_inl = fit_rotation_ransac(b1, b2, thr, self.rng)
-        parallax_px = float(np.median(np.linalg.norm(b1 @ R_ck.T - b2, axis=-1))) * self.f
-        T_kf_cur_rot = se3(R_ck.T, np.zeros(3))
-        if parallax_px < self.cfg.min_parallax_px:
+        rotation_T = self.T_world_kf @ se3(R_ck.T, np.zeros(3))
+        fit = fit_two_view(tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64), self.K, R_ck, rot_inl,
+                           self.cfg.ransac_threshold_px, self._predicted_T_kf_cur())
+        if fit is not None and fit.kind == "rotation":
             if rot_inl.sum() < self.cfg.min_tracks:
-                return None, "lost"
+                return None, "no_model"
             self.tracks = tr.keep(rot_inl | (np.linalg.norm(b1 @ R_ck.T - b2, axis=-1) < 3 * thr))
-            return self.T_world_kf @ T_kf_cur_rot, "rotation"
-        T = self._essential()
+            self.last_motion = None
+            return rotation_T, "rotation"
+        T = self._pose_from_motion(fit) if fit is not None else None
         if T is not None:
-            return T, "essential"
+            return T, fit.kind
         if rot_inl.sum() >= self.cfg.min_tracks and rot_inl.mean() > 0.8:
-            return self.T_world_kf @ T_kf_cur_rot, "rotation"
-        return None, "lost"
+            return rotation_T, "rotation"
+        return None, "no_model"
 
-    def _essential(self) -> np.ndarray | None:
-        tr = self.tracks
-        p1, p2 = tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64)
-        E, inl = cv2.findEssentialMat(p1, p2, self.K, cv2.USAC_DEFAULT, 0.999, self.cfg.ransac_threshold_px)
-        if E is None or E.shape != (3, 3) or inl is None:
+    def _predicted_T_kf_cur(self) -> np.ndarray | None:
+        """Constant-velocity prediction of this frame's pose relative to the keyframe (None without
+        two valid previous poses)."""
+        if len(self.poses) < 2 or not (self.valid[-1] and self.valid[-2]):
             return None
-        inl = inl.ravel() > 0
-        if inl.sum() < self.cfg.min_tracks:
+        T_prev, T_prev2 = self.poses[-1], self.poses[-2]
+        return se3_inverse(self.T_world_kf) @ T_prev @ se3_inverse(T_prev2) @ T_prev
+
+    def _pose_from_motion(self, fit: TwoViewFit) -> np.ndarray | None:
+        """Pose from the kept homography/essential decomposition; the scale makes the inliers' median
+        depth equal the current depth unit. Once the triangulation angle is large enough and the
+        decomposition has been stable over ``min_stable_frames`` frames, the inliers become the map."""
+        m, inl = fit.motion, fit.inliers
+        if m.in_front.sum() < self.cfg.min_tracks:
             return None
-        # Of the four (R, t) in E, keep the one that puts most inliers in front of both cameras
-        # (triangulated with a unit baseline in the keyframe frame; no distance cut-off, since with a
-        # short baseline every point is "far").
-        d1_kf = bearings(p1[inl], self.K)
-        b2 = bearings(p2[inl], self.K)
-        best = None
-        R_a, R_b, t = cv2.decomposeEssentialMat(E)
-        for R, tt in ((R_a, t), (R_a, -t), (R_b, t), (R_b, -t)):
-            T_kf_cur = se3_inverse(se3(R, tt.ravel()))
-            c2 = np.tile(T_kf_cur[:3, 3], (len(d1_kf), 1))
-            Xk, s1, s2, ang = triangulate_midpoint(np.zeros_like(c2), d1_kf, c2, b2 @ T_kf_cur[:3, :3].T)
-            in_front = (s1 > 0) & (s2 > 0)
-            if best is None or in_front.sum() > best[1].sum():
-                best = (T_kf_cur, in_front, Xk, ang)
-        T_kf_cur, in_front, Xk, ang = best
-        if in_front.sum() < self.cfg.min_tracks:
-            return None
-        good = in_front & (ang > np.deg2rad(self.cfg.min_triangulation_deg))
-        # Fix the scale so that the inliers' median depth equals the current depth unit; the median
-        # over all points (not only the well-triangulated, nearer ones) keeps the unit unbiased.
-        scale = self.depth_unit / float(np.median(Xk[in_front, 2]))
+        stable = (self.last_motion is not None and self.last_motion[0] == self.kf_frame
+                  and float(m.t @ self.last_motion[1]) > np.cos(np.deg2rad(self.cfg.stable_direction_deg)))
+        self.stable_count = self.stable_count + 1 if stable else 0
+        self.last_motion = (self.kf_frame, m.t)
+        good = m.in_front & (m.angle > np.deg2rad(self.cfg.min_triangulation_deg))
+        # The median over all points in front (not only the well-triangulated, nearer ones) keeps
+        # the depth unit unbiased.
+        scale = self.depth_unit / float(np.median(m.X_kf[m.in_front, 2]))
+        T_kf_cur = m.T_kf_cur
         T_kf_cur[:3, 3] *= scale
         T = self.T_world_kf @ T_kf_cur
         init_angle = np.deg2rad(self.cfg.min_init_angle_deg)
-        if good.sum() < self.cfg.min_tracks or np.median(ang[in_front]) < init_angle:
-            return T  # a pose, but too little baseline for a reliable map yet
+        if (good.sum() < self.cfg.min_tracks or np.median(m.angle[m.in_front]) < init_angle
+                or self.stable_count < self.cfg.min_stable_frames):
+            return T  # a pose, but too little baseline (or a still-changing solution) for a map yet
+        tr = self.tracks
         X = np.full((len(tr), 3), np.nan)
         rows = np.flatnonzero(inl)[good]
-        X[rows] = Xk[good] * scale @ self.T_world_kf[:3, :3].T + self.T_world_kf[:3, 3]
+        X[rows] = m.X_kf[good] * scale @ self.T_world_kf[:3, :3].T + self.T_world_kf[:3, 3]
         self.tracks.X = X
         self.tracks = self.tracks.keep(inl)
         self.counts["map_initialisations"] += 1

@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--hands", default="mediapipe", choices=[*available(), "given"],
                    help="hand estimator (mediapipe; hamer when installed) or given (the source's ground truth)")
     p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1, help="MediaPipe model complexity")
+    p.add_argument("--hand-smoother", default="rts", choices=["rts", "none"],
+                   help="MediaPipe: depth smoothing over each hand track (rts: forward-backward; none: raw)")
     p.add_argument("--hamer-checkpoint", default=None, help="HaMeR checkpoint (default: env HAMER_CHECKPOINT)")
     p.add_argument("--hamer-mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: env HAMER_MANO_DIR)")
     p.add_argument("--hamer-batch-size", type=int, default=32, help="HaMeR crops per GPU batch")
@@ -61,7 +63,7 @@ def add_parser(sub) -> None:
 
 def _hands_options(args) -> dict:
     if args.hands == "mediapipe":
-        return {"model_complexity": args.model_complexity}
+        return {"model_complexity": args.model_complexity, "smoother": args.hand_smoother}
     if args.hands == "hamer":
         from ..hands.hamer_backend import locate_hamer
 

@@ -31,6 +31,7 @@ class SourceSummary:
     camera_valid: float = float("nan")  # fraction of frames with a known camera pose
     images: float = float("nan")  # fraction of frames with an embedded JPEG
     disk_bytes: int = 0
+    on_intrinsics_prior: int = 0  # ok episodes whose focal stayed a guess (fov_prior / default)
     splits: list[str] = field(default_factory=list)
     top_failures: list[tuple[str, int]] = field(default_factory=list)
 
@@ -45,7 +46,7 @@ class DatasetSummary:
     def total(self) -> SourceSummary:
         t = SourceSummary("all")
         for s in self.sources:
-            for key in ("episodes", "ok", "failed", "frames", "hours", "disk_bytes"):
+            for key in ("episodes", "ok", "failed", "frames", "hours", "disk_bytes", "on_intrinsics_prior"):
                 setattr(t, key, getattr(t, key) + getattr(s, key))
         w = np.array([s.frames for s in self.sources], dtype=float)
         for key in ("hand_visible", "both_hands", "camera_valid", "images"):
@@ -83,6 +84,7 @@ def summarize(root: str | Path) -> DatasetSummary:
             s.frames += int(e["num_frames"])
             s.hours += int(e["num_frames"]) / float(e["fps"]) / 3600.0 if e["fps"] else 0.0
             shards.setdefault(e["source"], set()).add(e["shard"])
+            s.on_intrinsics_prior += e.get("intrinsics_source") in ("fov_prior", "default")
         else:
             s.failed += 1
             failures.setdefault(e["source"], Counter())[_failure_kind(e["error"] or "unknown")] += 1
@@ -119,12 +121,14 @@ def _pct(x: float) -> str:
 
 def table_rows(summary: DatasetSummary) -> list[list[str]]:
     """Header + one row per source + a total row, as strings."""
-    header = ["source", "split", "eps", "fail", "frames", "hours", "hand", "2hands", "cam", "jpeg", "disk"]
+    header = ["source", "split", "eps", "fail", "frames", "hours", "hand", "2hands", "cam", "K prior", "jpeg",
+              "disk"]
     rows = [header]
     for s in [*summary.sources, summary.total]:
         rows.append([s.source, ",".join(s.splits), str(s.ok), str(s.failed), f"{s.frames:,}",
                      f"{s.hours:.2f}",
-                     _pct(s.hand_visible), _pct(s.both_hands), _pct(s.camera_valid), _pct(s.images),
+                     _pct(s.hand_visible), _pct(s.both_hands), _pct(s.camera_valid), str(s.on_intrinsics_prior),
+                     _pct(s.images),
                      human_bytes(s.disk_bytes)])
     return rows
 
@@ -146,7 +150,11 @@ def render(summary: DatasetSummary, console=None) -> None:
     table.add_row(*rows[-1], style="bold")
     console.print(table)
     console.print("eps: episodes ok; hand / 2hands: frames with one / both hands; cam: frames with a known "
-                  "camera pose; jpeg: frames embedded", style="dim")
+                  "camera pose; K prior: episodes whose focal length is a guess (no sidecar, not "
+                  "self-calibrated); jpeg: frames embedded", style="dim")
+    if summary.total.on_intrinsics_prior:
+        console.print(f"WARNING: {summary.total.on_intrinsics_prior} episode(s) use an intrinsics prior: hand "
+                      "depth and camera rotation scale with a guessed focal length", style="bold yellow")
     for s in summary.sources:
         for reason, count in s.top_failures:
             console.print(f"  {s.source}: {count} failed: {reason}")

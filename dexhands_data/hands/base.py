@@ -3,7 +3,8 @@
 An estimator is created once per worker (it may hold a model). For each episode the pipeline opens
 a session with the intrinsics of the source frames, steps it frame by frame (so memory does not
 grow with video length and other stages can use each frame's hands at once), then finishes it to
-get the whole :class:`HandTrack` after temporal post-processing. It knows nothing of Parquet or Ray.
+get the whole :class:`HandTrack` after temporal post-processing (and, for MediaPipe, the per-track
+3D lift with the final intrinsics). It knows nothing of Parquet or Ray.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ class FrameHands:
 
 
 class HandSession(Protocol):
-    def step(self, frame: VideoFrame) -> FrameHands: ...
+    def step(self, frame: VideoFrame) -> FrameHands:
+        """The frame's 2D keypoints and validity at once (other stages use them per frame); its 3D
+        may be provisional: the final 3D comes from ``finish``."""
+        ...
 
-    def finish(self) -> HandTrack: ...
+    def finish(self, intrinsics: Intrinsics | None = None) -> HandTrack:
+        """The whole track after temporal post-processing, lifted with ``intrinsics`` (default: the
+        session's; a pipeline that refines K, e.g. camera self-calibration, passes the final one)."""
+        ...
 
 
 class HandEstimator(Protocol):

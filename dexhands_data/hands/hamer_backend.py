@@ -46,6 +46,7 @@ from .base import FrameHands
 from .batching import CropBatcher, CropItem
 from .crops import CropTransform, box_from_keypoints, crop_image, mirror_points_3d, normalize_crop
 from .mediapipe_backend import HandDetection, HandDetector, LegacyHandsDetector, frame_hands, to_detection
+from .relift import relift_track
 from .postprocess import PostprocessConfig, assign_to_slots, postprocess_track
 
 #: Raw MANO joint order (smplx ``MANOLayer`` joints, then the five fingertip vertices HaMeR appends).
@@ -337,7 +338,10 @@ class HamerSession:
             if hand.translation_weak[2] > 0:
                 self._depth_ratio.append(float(hand.translation_weak[2] / hand.translation[2]))
 
-    def finish(self) -> HandTrack:
+    def finish(self, intrinsics: Intrinsics | None = None) -> HandTrack:
+        """The track. HaMeR's hands are placed per frame with the session's intrinsics; a different
+        ``intrinsics`` here (e.g. a self-calibrated K, same pixel grid) re-places each hand's shape
+        with it (:func:`~dexhands_data.hands.relift.relift_track`)."""
         if not self._closed:
             try:
                 self._take(self._batcher.flush())
@@ -370,7 +374,10 @@ class HamerSession:
             "weak_perspective_depth_ratio_median": (float(np.median(self._depth_ratio))
                                                     if self._depth_ratio else None),
         }
-        return postprocess_track(track, self.est.postprocess)
+        track = postprocess_track(track, self.est.postprocess)
+        if intrinsics is not None and intrinsics.K.tolist() != self.intrinsics.K.tolist():
+            track = relift_track(track, intrinsics)
+        return track
 
 
 #: Event counts of a session copied into ``HandTrack.processing``.

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..geometry import matrix_from_rotvec, rotvec_from_matrix, unproject
 from ..keypoints import FINGERTIPS, LEFT, NUM_HANDS, RIGHT, WRIST, keypoint_index
 from ..records import HandTrack
 
@@ -162,8 +163,8 @@ class PostprocessConfig:
     kept labels would make a wrist jump by more than this many hand sizes (2D keypoint box
     diagonals). ``lookback``: frames a slot's last wrist position stays a reference.
     ``max_gap_fill``: fill runs of at most this many missing frames between two valid frames of the
-    same slot by linear interpolation (0 disables); filled frames get ``valid`` True, confidence 0,
-    score 0 and NaN lift residual, and are counted.
+    same slot keeping the hand's shape (:func:`fill_short_gaps`; 0 disables); filled frames get
+    ``valid`` True, confidence 0, score 0 and NaN lift residual, and are counted.
     """
 
     fix_swaps: bool = True
@@ -184,14 +185,19 @@ def _hand_size_2d(kp2d: np.ndarray) -> float:
     return float(np.linalg.norm(kp2d.max(axis=0) - kp2d.min(axis=0)))
 
 
-def _swap_frame(track: HandTrack, t: int) -> None:
-    for name in ("keypoints_cam", "keypoints_2d", "valid", "confidence", "score", "lift_residual_px"):
-        arr = getattr(track, name)
+def _swap_frame(track: HandTrack, t: int, companions: Sequence[np.ndarray] = ()) -> None:
+    arrays = [getattr(track, name) for name in
+              ("keypoints_cam", "keypoints_2d", "valid", "confidence", "score", "lift_residual_px")]
+    for arr in (*arrays, *companions):
         arr[t] = arr[t][::-1].copy()
 
 
-def fix_handedness_swaps(track: HandTrack, cfg: PostprocessConfig = PostprocessConfig()) -> int:
+def fix_handedness_swaps(track: HandTrack, cfg: PostprocessConfig = PostprocessConfig(),
+                         companions: Sequence[np.ndarray] = ()) -> int:
     """Swap the two slots of frames whose wrists continue the other slot's trajectory. In place.
+
+    ``companions``: more per-frame arrays (N, 2, ...) to swap with the track's (e.g. the
+    estimator's hand-centred shapes kept for the lift).
 
     Frames are visited in order and compared with the (already fixed) last wrist position of each
     slot within ``cfg.lookback`` frames. Returns the number of frames swapped. Labels of a track's
@@ -210,7 +216,7 @@ def fix_handedness_swaps(track: HandTrack, cfg: PostprocessConfig = PostprocessC
         sizes = [_hand_size_2d(track.keypoints_2d[t, s]) for s in range(NUM_HANDS) if valid[s]]
         scale = float(np.nanmean(sizes)) if np.any(np.isfinite(sizes)) else float("nan")
         if np.isfinite(scale) and _should_swap(valid, wr, ref, scale, cfg):
-            _swap_frame(track, t)
+            _swap_frame(track, t, companions)
             swaps += 1
             valid = track.valid[t]
             wr = track.keypoints_2d[t, :, WRIST].astype(np.float64)
@@ -244,37 +250,100 @@ def _should_swap(valid: np.ndarray, wr: np.ndarray, ref: list, scale: float, cfg
     return to_other < cfg.min_jump * scale and to_other < cfg.swap_ratio * to_same
 
 
-def fill_short_gaps(track: HandTrack, max_gap: int) -> int:
-    """Linearly interpolate runs of <= ``max_gap`` invalid frames between valid frames. In place.
+def _rigid_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation R (d x d, no reflection) with ``(source - mean) @ R.T`` closest to ``target - mean``
+    (Kabsch)."""
+    X = source - source.mean(axis=0)
+    Y = target - target.mean(axis=0)
+    U, _, Vt = np.linalg.svd(X.T @ Y)
+    D = np.eye(X.shape[1])
+    D[-1, -1] = np.sign(np.linalg.det(U @ Vt)) or 1.0
+    return (U @ D @ Vt).T
 
-    Returns the number of hand-frames filled (marked: confidence 0, score 0, NaN lift residual).
+
+def is_mirrored(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when 2D keypoints ``b`` (21, 2) fit ``a`` better as a mirror image than as a rotation
+    (the cross-covariance has a negative determinant)."""
+    X = np.asarray(a, dtype=np.float64) - np.mean(a, axis=0)
+    Y = np.asarray(b, dtype=np.float64) - np.mean(b, axis=0)
+    return bool(np.linalg.det(X.T @ Y) < 0)
+
+
+def _rotation_power(R: np.ndarray, w: float) -> np.ndarray:
+    """R^w for a 2D or 3D rotation (the rotation by w times R's angle about its axis)."""
+    if R.shape == (2, 2):
+        a = w * np.arctan2(R[1, 0], R[0, 0])
+        return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return matrix_from_rotvec(w * rotvec_from_matrix(R))
+
+
+def interpolate_hand(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """A hand (21, d) between hands ``a`` and ``b`` (same unit) at fraction ``w`` in [0, 1], keeping
+    its shape: the centroid moves linearly, the orientation turns by the fraction w of the rotation
+    from a to b, and the articulation (b's shape turned back into a's orientation) is blended
+    linearly. Unlike a per-keypoint blend, a hand that turns between a and b does not shrink."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    R = _rigid_fit(a, b)
+    shape = (1 - w) * (a - ca) + w * ((b - cb) @ R)
+    return shape @ _rotation_power(R, w).T + (1 - w) * ca + w * cb
+
+
+def fill_short_gaps(track: HandTrack, max_gap: int, K: np.ndarray | None = None) -> int:
+    """Fill runs of <= ``max_gap`` invalid frames between two valid frames of a slot. In place.
+
+    Each filled hand keeps its shape (:func:`interpolate_hand`). With ``K`` (the track's 3D lies on
+    its 2D rays) the 2D is interpolated so, each keypoint's depth linearly, and the 3D is the 2D
+    back-projected at that depth: 3D and 2D agree, and the image-plane turn (well measured) is not
+    replaced by a 3D turn through an ill-determined tilt. Without ``K`` the 3D and the 2D are each
+    interpolated. A gap whose two ends are mirror images of each other in 2D (no rotation maps one
+    onto the other: not one hand turning, e.g. the other hand taken over the slot) is left open and
+    counted in ``processing["gaps_not_filled_mirrored"]``. Returns the number of hand-frames filled
+    (marked: confidence 0, score 0, NaN lift residual).
     """
     if max_gap <= 0:
         return 0
-    filled = 0
+    filled = mirrored = 0
     for s in range(NUM_HANDS):
         valid_idx = np.flatnonzero(track.valid[:, s])
         for a, b in zip(valid_idx[:-1], valid_idx[1:]):
-            gap = b - a - 1
+            gap = int(b - a - 1)
             if gap < 1 or gap > max_gap:
                 continue
-            w = (np.arange(a + 1, b) - a) / (b - a)
-            for name in ("keypoints_cam", "keypoints_2d"):
-                arr = getattr(track, name)
-                arr[a + 1:b, s] = (1 - w)[:, None, None] * arr[a, s] + w[:, None, None] * arr[b, s]
+            if is_mirrored(track.keypoints_2d[a, s], track.keypoints_2d[b, s]):
+                mirrored += 1
+                continue
+            cam_ok = np.all(np.isfinite(track.keypoints_cam[[a, b], s]))
+            for t in range(a + 1, b):
+                w = (t - a) / (b - a)
+                kp2d = track.keypoints_2d[:, s]
+                kp2d[t] = interpolate_hand(kp2d[a], kp2d[b], w)
+                if not cam_ok:
+                    continue
+                if K is not None:
+                    z = (1 - w) * track.keypoints_cam[a, s, :, 2] + w * track.keypoints_cam[b, s, :, 2]
+                    track.keypoints_cam[t, s] = unproject(track.keypoints_2d[t, s], z, K)
+                else:
+                    cam = track.keypoints_cam[:, s]
+                    cam[t] = interpolate_hand(cam[a], cam[b], w)
             track.valid[a + 1:b, s] = True
             track.confidence[a + 1:b, s] = 0.0
             track.score[a + 1:b, s] = 0.0
             track.lift_residual_px[a + 1:b, s] = np.nan
             filled += gap
+    key = "gaps_not_filled_mirrored"
+    track.processing[key] = track.processing.get(key, 0) + mirrored
     return filled
 
 
-def postprocess_track(track: HandTrack, cfg: PostprocessConfig = PostprocessConfig()) -> HandTrack:
-    """A post-processed copy of ``track`` (swap repair, then gap filling) with counts in ``processing``."""
+def postprocess_track(track: HandTrack, cfg: PostprocessConfig = PostprocessConfig(),
+                      K: np.ndarray | None = None) -> HandTrack:
+    """A post-processed copy of ``track`` (swap repair, then gap filling, see :func:`fill_short_gaps`
+    for ``K``) with counts in ``processing``."""
     out = copy.deepcopy(track)
     out.processing = dict(track.processing)
     out.processing["handedness_swaps_fixed"] = fix_handedness_swaps(out, cfg) if cfg.fix_swaps else 0
-    out.processing["gap_frames_filled"] = fill_short_gaps(out, cfg.max_gap_fill)
+    out.processing["gap_frames_filled"] = int(fill_short_gaps(out, cfg.max_gap_fill, K))
     out.processing["postprocess"] = cfg.to_dict()
     return out

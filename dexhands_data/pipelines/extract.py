@@ -121,13 +121,18 @@ class ExtractProcessor:
             n = len(timestamps)
             if n == 0:
                 raise EpisodeError(f"{ref.relpath}: no frames decoded")
-            hands = hand_session.finish() if hand_session is not None else ep.hands
+            # The camera first: it may refine the intrinsics (self-calibration), and the hands are
+            # then lifted with the same K, so hands and camera share one.
             if use_gt_camera:
                 camera = ep.camera
             elif camera_session is not None:
                 camera = camera_session.finish()
             else:
                 camera = CameraTrack.not_estimated(n)
+            # (Ground-truth hands keep the source's K, which their pixels were made with.)
+            refined = camera.intrinsics is not None and ep.hands is None
+            intrinsics = camera.intrinsics if refined else ep.intrinsics
+            hands = hand_session.finish(intrinsics) if hand_session is not None else ep.hands
             for name, track in (("hands", hands), ("camera", camera)):
                 if len(track.valid) != n:
                     raise EpisodeError(f"{ref.relpath}: {name} cover {len(track.valid)} frames, video has {n}")
@@ -140,7 +145,7 @@ class ExtractProcessor:
             embodiment=ep.embodiment,
             timestamps=np.asarray(timestamps, dtype=np.float64),
             source_frame_index=np.asarray(source_index, dtype=np.int64),
-            intrinsics=ep.intrinsics,
+            intrinsics=intrinsics,
             fps=ep.fps,
             hands=hands,
             camera=camera,

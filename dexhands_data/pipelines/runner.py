@@ -70,7 +70,10 @@ class EpisodeOutcome:
     error: str | None
     frames: int
     seconds: float
+    intrinsics_source: str | None = None
 
+
+PRIOR_INTRINSICS = ("fov_prior", "default")
 
 @dataclass
 class RunSummary:
@@ -93,6 +96,11 @@ class RunSummary:
         return sum(o.frames for o in self.outcomes)
 
     @property
+    def on_prior(self) -> list[str]:
+        """Episodes whose intrinsics stayed a guess (field-of-view prior or default): focal not known."""
+        return sorted(o.episode_id for o in self.outcomes if o.intrinsics_source in PRIOR_INTRINSICS)
+
+    @property
     def exit_code(self) -> int:
         """0 when every episode of the dataset is ok; 1 when any episode failed."""
         return 1 if (self.failed or self.dataset_failed_total) else 0
@@ -107,9 +115,16 @@ class RunSummary:
         for o in sorted(self.outcomes, key=lambda o: o.episode_id):
             fps = f"{o.frames / o.seconds:.1f}" if o.seconds > 0 and o.frames else "-"
             style = None if o.status == "ok" else "red"
-            table.add_row(o.episode_id, o.status, str(o.frames), fps, o.error or "", style=style)
+            note = o.error or ""
+            if o.status == "ok" and o.intrinsics_source in PRIOR_INTRINSICS:
+                note, style = f"focal guessed ({o.intrinsics_source})", "yellow"
+            table.add_row(o.episode_id, o.status, str(o.frames), fps, note, style=style)
         console = Console(stderr=True)
         console.print(table)
+        if self.on_prior:
+            console.print(f"[bold yellow]WARNING: {len(self.on_prior)} episode(s) ran on an intrinsics prior "
+                          "(focal length guessed, not self-calibrated): hand depth and camera rotation "
+                          "scale with that guess; give an intrinsics sidecar (docs/camera.md)[/bold yellow]")
         rate = self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
         print(
             f"processed {len(self.outcomes)} episodes ({self.failed} failed), {self.frames} frames in "
@@ -154,7 +169,8 @@ class ShardWorker:
                 close()
         outcomes = [
             {"episode_id": r["episode_id"], "status": r["status"], "error": r["error"],
-             "frames": int(r["num_frames"]), "seconds": timings.get(r["episode_id"], 0.0)}
+             "frames": int(r["num_frames"]), "seconds": timings.get(r["episode_id"], 0.0),
+             "intrinsics_source": r.get("intrinsics_source")}
             for r in rows
         ]
         _release_memory()
