@@ -5,8 +5,10 @@ its real frames upscaled to ``--size`` and H.264-encoded like a release MP4) and
 process (one core):
 
 * ``geometry``: pseudo-hand + camera transform + projection only (arrays in memory);
-* ``no_frames``: the whole processor without frames (HDF5 + metadata + video header + geometry);
-* ``with_frames``: the processor decoding the camera video and encoding JPEGs (short side 224);
+* ``no_frames``: the whole processor without frames (HDF5 + metadata + video header + geometry),
+  i.e. the extract pipeline's processor with source ``droid``, as ``convert-droid --frame-size 0`` runs it;
+* ``with_frames``: the same decoding the camera video and encoding JPEGs (short side 224), with the
+  pipeline's read-ahead thread and on-disk spool;
 * ``decode_only``: PyAV decoding the same videos to RGB, nothing else.
 
 Reports wall and process-CPU rates (the CPU rate is the per-core figure on a shared machine).
@@ -20,6 +22,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import av
@@ -30,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from droid_fixtures import load_episode, write_raw_episode  # noqa: E402
 
-from dexhands_data.droid.cameras import T_base_cam_from_extrinsics, default_intrinsics  # noqa: E402
-from dexhands_data.droid.processor import DroidProcessor  # noqa: E402
-from dexhands_data.droid.pseudo_hand import pseudo_hand  # noqa: E402
-from dexhands_data.droid.readers import discover  # noqa: E402
+from dexhands_data.sources.droid.cameras import T_base_cam_from_extrinsics, default_intrinsics  # noqa: E402
+from dexhands_data.pipelines.convert_droid import DroidInput, DroidSettings, droid_extract_settings  # noqa: E402
+from dexhands_data.pipelines.extract import ExtractProcessor  # noqa: E402
+from dexhands_data.sources.droid.pseudo_hand import pseudo_hand  # noqa: E402
+from dexhands_data.sources.droid.readers import discover  # noqa: E402
 from dexhands_data.geometry import project, se3_inverse  # noqa: E402
 
 
@@ -48,6 +52,18 @@ def encode_release_video(path: Path, frames: np.ndarray) -> None:
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+
+
+def processor(embed_frames: bool) -> ExtractProcessor:
+    settings = droid_extract_settings(DroidInput(""), DroidSettings(embed_frames=embed_frames, short_side=224))
+    return ExtractProcessor(**asdict(settings))
+
+
+def convert_all(proc: ExtractProcessor, refs) -> None:
+    for ref in refs:
+        ep = proc(ref)
+        if ep.images is not None:
+            ep.images.close()
 
 
 def timed(fn) -> tuple[float, float]:
@@ -92,10 +108,9 @@ def main() -> None:
                 project(cam, K)
 
         report["geometry"] = (len(ep) * n_rep, *timed(geometry))
-        for name, proc in (("no_frames", DroidProcessor(embed_frames=False)),
-                           ("with_frames", DroidProcessor(embed_frames=True, short_side=224))):
-            proc(refs[0])  # warm-up
-            report[name] = (steps, *timed(lambda p=proc: [p(r) for r in refs]))
+        for name, proc in (("no_frames", processor(False)), ("with_frames", processor(True))):
+            convert_all(proc, refs[:1])  # warm-up
+            report[name] = (steps, *timed(lambda p=proc: convert_all(p, refs)))
         videos = [r.path + "/recordings/MP4/22008760.mp4" for r in refs]
 
         def decode():

@@ -22,7 +22,8 @@ import time
 import torch
 
 from dexhands_data.train.encoders import DINOV2_SPECS, DinoV2Encoder, load_dinov2
-from dexhands_data.train.trainer import HC_HEAD_SIZES, TrainConfig, build_model, compute_loss
+from dexhands_data.train.config import TrainConfig
+from dexhands_data.train.world_model import HC_HEAD_SIZES, build_model, compute_loss
 from dexhands_data.train.model import PREDICTOR_SIZES
 
 

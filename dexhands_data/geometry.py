@@ -33,9 +33,21 @@ def se3_inverse(T: np.ndarray) -> np.ndarray:
 
 
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply ``T`` (4, 4) to points (..., 3). Returns float64 points in T's target frame."""
+    """Apply rigid transforms to points; float64 points in T's target frame.
+
+    ``T`` (4, 4) applies to points (..., 3) of any shape. Batched ``T`` (..., 4, 4) applies each
+    transform to its own set of points (..., P, 3), the leading axes broadcast against each other
+    (e.g. T (N, 4, 4) with points (N, 42, 3), or T (W, T, 4, 4) with points (W, T, 42, 3)).
+    """
     T = np.asarray(T, dtype=np.float64)
-    return np.asarray(points, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+    p = np.asarray(points, dtype=np.float64)
+    if T.shape[-2:] != (4, 4):
+        raise ValueError(f"transforms must be (..., 4, 4), got {T.shape}")
+    if T.ndim == 2:
+        return p @ T[:3, :3].T + T[:3, 3]
+    if p.ndim < 2 or p.shape[-1] != 3:
+        raise ValueError(f"batched transforms {T.shape} need points (..., P, 3), got {p.shape}")
+    return p @ np.swapaxes(T[..., :3, :3], -1, -2) + T[..., None, :3, 3]
 
 
 def relative_pose(T_world_a: np.ndarray, T_world_b: np.ndarray) -> np.ndarray:

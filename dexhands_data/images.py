@@ -5,6 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+#: ImageNet RGB statistics on the 0..1 scale (the one copy: DexWM's frame normalisation, HaMeR's crops).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
     """Resize so the shorter side is ``short_side`` px, keeping the aspect ratio (cv2 INTER_LINEAR,

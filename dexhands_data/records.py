@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import Intrinsics
+from .geometry import Intrinsics, project
 from .keypoints import NUM_HANDS, NUM_KEYPOINTS
 
 
@@ -90,6 +90,34 @@ class HandTrack:
             score=np.zeros((n, NUM_HANDS), np.float32),
             lift_residual_px=np.full((n, NUM_HANDS), nan, np.float32),
             estimator=estimator,
+        )
+
+    @classmethod
+    def from_camera_points(
+        cls, keypoints_cam: np.ndarray, K: np.ndarray, estimator: str, valid: np.ndarray | None = None,
+        confidence: np.ndarray | None = None, config: dict[str, Any] | None = None,
+    ) -> "HandTrack":
+        """A ground-truth track from keypoints (N, 2, 21, 3) m in each frame's OpenCV camera.
+
+        Pixels are their projection with ``K`` (3x3). A hand is valid where ``valid`` (N, 2) says
+        (default: every hand) and all 21 keypoints are finite and in front of the camera; invalid
+        hands get NaN keypoints and confidence 0. ``confidence`` (N, 2, 21) defaults to 1; score =
+        valid; no lift residual (NaN). ``processing`` is the caller's to fill.
+        """
+        kp_cam = np.asarray(keypoints_cam, dtype=np.float64)
+        kp_2d = project(kp_cam, K)  # NaN for a point behind the camera
+        ok = np.isfinite(kp_cam).all(axis=(-1, -2)) & np.isfinite(kp_2d).all(axis=(-1, -2))
+        ok &= np.ones(ok.shape, bool) if valid is None else np.asarray(valid, bool)
+        conf = np.ones(ok.shape + (NUM_KEYPOINTS,)) if confidence is None else confidence
+        return cls(
+            keypoints_cam=np.where(ok[..., None, None], kp_cam, np.nan).astype(np.float32),
+            keypoints_2d=np.where(ok[..., None, None], kp_2d, np.nan).astype(np.float32),
+            valid=ok,
+            confidence=np.where(ok[..., None], conf, 0.0).astype(np.float32),
+            score=ok.astype(np.float32),
+            lift_residual_px=np.full(ok.shape, np.nan, np.float32),
+            estimator=estimator,
+            config=dict(config or {}),
         )
 
     def __len__(self) -> int:

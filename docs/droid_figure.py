@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from droid_fixtures import CROWNDATA, load_episode  # noqa: E402
 
-from dexhands_data.droid.cameras import T_base_cam_from_extrinsics, default_intrinsics  # noqa: E402
-from dexhands_data.droid.pseudo_hand import ee_rotation, pseudo_hand, pseudo_hand_row  # noqa: E402
+from dexhands_data.sources.droid.cameras import T_base_cam_from_extrinsics, default_intrinsics  # noqa: E402
+from dexhands_data.sources.droid.pseudo_hand import ee_rotation, pseudo_hand, pseudo_hand_row  # noqa: E402
 from dexhands_data.geometry import project, se3_inverse, transform_points  # noqa: E402
 
 STEPS = (0, 80, 165)  # the steps with real exterior frames in the export

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.spatial.transform import Rotation
 
-from dexhands_data.droid.cameras import T_base_cam_from_extrinsics
+from dexhands_data.sources.droid.cameras import T_base_cam_from_extrinsics
 
 CROWNDATA = "droid_crowndata_ep0"
 SERIALS = {"ext1": "22008760", "ext2": "24400334", "wrist": "18026681"}

@@ -11,7 +11,8 @@ from dexhands_data.actions import (
     compute_actions,
     dexwm_official_actions,
     dexwm_official_poses,
-    pairwise_actions,
+    action_mask,
+    consecutive_pairs,
     relative_actions,
     relative_window_poses,
     window_poses,
@@ -184,7 +185,8 @@ def test_relative_window_poses_and_unknown_camera():
 
 
 @pytest.mark.parametrize("convention", ["relative", "dexwm-official"])
-def test_pairwise_actions_equal_two_frame_windows(convention):
+def test_batched_windows_equal_one_window_at_a_time(convention):
+    """(W, T) windows and (P, 2) pairs go through the same implementation as one (T,) window."""
     n = 12
     rng = np.random.default_rng(9)
     T = se3(Rotation.from_rotvec(rng.normal(0, 0.8, (n, 3))).as_matrix(), rng.normal(0, 0.5, (n, 3)))
@@ -193,8 +195,83 @@ def test_pairwise_actions_equal_two_frame_windows(convention):
     kp[~valid] = np.nan
     cam = rng.random(n) > 0.15
     S = np.diag([1.0, -1.0, -1.0, 1.0])
-    pw = pairwise_actions(convention, kp, valid, T, cam, T_opencv_source=S)
-    assert pw.shape == (n - 1, 44, 3) and pw.dtype == np.float32
-    for i in range(n - 1):
-        one = compute_actions(convention, kp, valid, T, cam, [i, i + 1], T_opencv_source=S)[0]
-        np.testing.assert_allclose(pw[i], one, atol=1e-6, equal_nan=True)
+    for metric in (True, False):
+        pw = compute_actions(convention, kp, valid, T, cam, consecutive_pairs(n), T_opencv_source=S,
+                             translation_metric=metric)
+        assert pw.shape == (n - 1, 1, 44, 3) and pw.dtype == np.float32
+        windows = np.array([[0, 2, 3, 7], [4, 5, 6, 11], [1, 1, 8, 9]])
+        batched = compute_actions(convention, kp, valid, T, cam, windows, T_opencv_source=S,
+                                  translation_metric=metric)
+        mask = action_mask(valid, cam, windows, metric)
+        assert batched.shape == mask.shape == (3, 3, 44, 3)
+        for i in range(n - 1):
+            one = compute_actions(convention, kp, valid, T, cam, [i, i + 1], T_opencv_source=S,
+                                  translation_metric=metric)[0]
+            np.testing.assert_allclose(pw[i, 0], one, atol=1e-6, equal_nan=True)
+        for w, idx in enumerate(windows):
+            one = compute_actions(convention, kp, valid, T, cam, idx, T_opencv_source=S, translation_metric=metric)
+            np.testing.assert_allclose(batched[w], one, atol=1e-6, equal_nan=True)
+            np.testing.assert_array_equal(mask[w], action_mask(valid, cam, idx, metric))
+        if convention == "relative":  # relative: NaN exactly where masked
+            np.testing.assert_array_equal(np.isfinite(batched), mask)
+
+
+def _vo_like_episode(n: int, scale: float, seed: int = 11):
+    """Metric world keypoints seen by a moving camera; the camera track's translation multiplied by
+    ``scale`` (what monocular VO gives: the right rotation, translation in an unknown unit)."""
+    rng = np.random.default_rng(seed)
+    R = Rotation.from_rotvec(np.cumsum(rng.normal(0, 0.1, (n, 3)), axis=0)).as_matrix()
+    t = np.cumsum(rng.normal(0, 0.05, (n, 3)), axis=0)
+    T_true = se3(R, t)
+    p_world = rng.uniform(-0.2, 0.2, (n, 42, 3)) + [0.0, 0.0, 0.6]
+    kp = transform_points(se3_inverse(T_true), p_world).reshape(n, 2, 21, 3).astype(np.float32)
+    return kp, T_true, se3(R, t * scale)
+
+
+def test_non_metric_translation_never_enters_metric_rows():
+    """A VO track (translation up to scale): keypoint rows use the rotation only, so they do not depend
+    on the unknown scale; camera-position rows are NaN and masked; the rotation rows are kept."""
+    n = 6
+    kp, T_true, T_vo = _vo_like_episode(n, scale=7.3)
+    _, _, T_vo2 = _vo_like_episode(n, scale=0.2)
+    valid, cam = np.ones((n, 2), bool), np.ones(n, bool)
+    rel = relative_actions(kp, valid, T_vo, cam, translation_metric=False)
+    np.testing.assert_array_equal(rel, relative_actions(kp, valid, T_vo2, cam, translation_metric=False))
+    R01 = (se3_inverse(T_true[0]) @ T_true[1])[:3, :3]
+    expected = kp[1].reshape(42, 3).astype(np.float64) @ R01.T - kp[0].reshape(42, 3)
+    np.testing.assert_allclose(rel[0, :42], expected, atol=1e-6)
+    assert np.isnan(rel[:, 42]).all()
+    np.testing.assert_allclose(rel[0, 43], Rotation.from_matrix(R01).as_rotvec(), atol=1e-6)
+    # the metric ground truth: the keypoint rows do use the translation
+    gt = relative_actions(kp, valid, T_true, cam)
+    np.testing.assert_allclose(gt[0, 42], (se3_inverse(T_true[0]) @ T_true[1])[:3, 3], atol=1e-6)
+    assert np.abs(gt[:, :42] - rel[:, :42]).max() > 1e-3
+    idx = [0, 2, 3, 5]
+    off = dexwm_official_actions(kp, valid, T_vo, cam, idx, translation_metric=False)
+    np.testing.assert_array_equal(off, dexwm_official_actions(kp, valid, T_vo2, cam, idx, translation_metric=False))
+    poses = dexwm_official_poses(kp, valid, T_vo, cam, idx, translation_metric=False)
+    R03 = (se3_inverse(T_true[0]) @ T_true[3])[:3, :3]  # the world from rotation only
+    np.testing.assert_allclose(poses[2, :42], kp[3].reshape(42, 3) @ R03.T, atol=1e-6)
+    assert np.isnan(poses[:, 42]).all() and np.isnan(off[:, 42]).all() and np.isfinite(off[:, 43]).all()
+    mask = action_mask(valid, cam, idx, translation_metric=False)
+    assert not mask[:, 42].any() and mask[:, 43].all() and mask[:, :42].all()
+    assert action_mask(valid, cam, idx).all()
+
+
+def test_action_mask_marks_missing_hands_and_unknown_cameras():
+    n = 5
+    valid = np.ones((n, 2), bool)
+    valid[:, 0] = False
+    valid[3, 1] = False
+    cam = np.array([True, True, False, True, True])
+    m = action_mask(valid, cam)
+    assert m.shape == (4, 44, 3) and m.dtype == bool
+    assert not m[:, :21].any()
+    np.testing.assert_array_equal(m[:, 21:42].all(axis=(1, 2)), [True, True, False, False])
+    np.testing.assert_array_equal(m[:, 42:].all(axis=(1, 2)), [True, False, False, True])
+    # the zero-filled missing hands of dexwm-official are values, not data: the mask says so
+    kp = two_hands(3, n)
+    kp[~valid] = np.nan
+    T = np.tile(np.eye(4), (n, 1, 1))
+    off = dexwm_official_actions(kp, valid, T, cam)
+    assert np.isfinite(off[:, :42]).all() and (off[:, :21] == 0).all()

@@ -45,6 +45,9 @@ def test_json_output_matches_library(dataset, capsys):
     assert rel["convention"] == "relative" and rel["wrap"] is None
     assert all(v is None for row in rel["actions"][0][21:42] for v in row)  # right hand missing at 6: null
     assert rel["poses"][0][42] == [0.0, 0.0, 0.0]
+    mask = np.array(rel["action_mask"], dtype=bool)
+    assert rel["translation_metric"] and mask.shape == (1, 44, 3)
+    assert not mask[0, 21:42].any() and mask[0, :21].all() and mask[0, 42:].all()
 
 
 def test_text_output_and_errors(dataset, capsys):

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from dexhands_data.droid.cameras import (
+from dexhands_data.sources.droid.cameras import (
     CalibrationTable,
     T_base_cam_from_extrinsics,
     default_intrinsics,
     intrinsics_from_calibration_vector,
 )
-from dexhands_data.droid.pseudo_hand import (
+from dexhands_data.sources.droid.pseudo_hand import (
     RADII_CLOSED,
     RADII_OPEN,
     official_pseudo_hand,
@@ -159,7 +159,7 @@ def test_mp4_sample_table_matches_pyav(shared_data, tmp_path):
     """The header-only frame count / size reader agrees with PyAV on real MP4s; non-MP4 gives None."""
     import av
 
-    from dexhands_data.droid.video import VideoSpan, mp4_video_info
+    from dexhands_data.sources.droid.video import VideoSpan, mp4_video_info
 
     videos = [shared_data / "droid_crowndata_ep0" / "video.mp4",
               *sorted((shared_data / "hand_video").glob("*.mp4"))]

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dexhands_data.droid.readers import CARTESIAN_KEY, GRIPPER_KEY, read_episode, read_raw
-from dexhands_data.droid.video import VideoSpan, mp4_video_info
+from dexhands_data.sources.droid.readers import CARTESIAN_KEY, GRIPPER_KEY, read_episode, read_raw
+from dexhands_data.sources.droid.video import VideoSpan, mp4_video_info
 from dexhands_data.records import EpisodeError, EpisodeRef
 from dexhands_data.sources.ego4d import _load_metadata
 from dexhands_data.sources.egodex import JOINTS_21, SIDES, joint_name, read_hdf5
@@ -221,7 +221,7 @@ def test_paths_from_metadata_never_leave_the_input_root(shared_data, tmp_path):
     """Raw camera serials and LeRobot data/video path templates that point outside are refused per episode."""
     from droid_fixtures import load_episode, write_lerobot_v21, write_raw_episode
 
-    from dexhands_data.droid.readers import discover
+    from dexhands_data.sources.droid.readers import discover
 
     ep = load_episode(shared_data)
     secret = tmp_path / "secret.mp4"

@@ -52,6 +52,28 @@ def test_compose_transform_points_and_relative_pose():
     np.testing.assert_allclose(T_w_a @ T_a_b, T_w_b, atol=1e-12)
 
 
+def test_transform_points_batched_known_rotation_round_trip_and_broadcast():
+    """Batched transforms (..., 4, 4) apply each to its own points (..., P, 3): a known 90 deg yaw plus
+    a shift by hand, an exact round trip, one-at-a-time equality, and leading axes that broadcast."""
+    yaw = se3(matrix_from_rotvec(np.array([0.0, 0.0, np.pi / 2])), [1.0, 2.0, 3.0])
+    T = np.stack([yaw, se3(np.eye(3), [0.0, 0.0, -1.0])])
+    p = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    want = np.array([[[1.0, 3.0, 3.0], [0.0, 2.0, 3.0]], [[1.0, 0.0, -1.0], [0.0, 1.0, -1.0]]])
+    np.testing.assert_allclose(transform_points(T, p), want, atol=1e-12)
+    Ts = np.stack([random_pose(RNG) for _ in range(6)])
+    pts = RNG.normal(size=(6, 21, 3))
+    np.testing.assert_allclose(transform_points(se3_inverse(Ts), transform_points(Ts, pts)), pts, atol=1e-12)
+    one_by_one = np.stack([transform_points(T_k, pts[k]) for k, T_k in enumerate(Ts)])
+    np.testing.assert_allclose(transform_points(Ts, pts), one_by_one, atol=1e-12)
+    hands = RNG.normal(size=(6, 2, 21, 3))  # two hands per frame: the frame's transform for both
+    np.testing.assert_allclose(transform_points(Ts[:, None], hands)[:, 1], transform_points(Ts, hands[:, 1]),
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="4, 4"):
+        transform_points(np.eye(3), pts[0])
+    with pytest.raises(ValueError, match="P, 3"):
+        transform_points(Ts, pts[:, 0, :2])
+
+
 def test_is_rigid_rejects_non_rigid():
     T = random_pose(RNG)
     assert not is_rigid(T @ np.diag([1.1, 1.0, 1.0, 1.0]))

@@ -291,7 +291,7 @@ def test_session_rejects_frames_of_another_size():
 
 
 def test_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))  # keep registrations local
+    monkeypatch.setattr(registry.ESTIMATORS, "targets", dict(registry.ESTIMATORS.targets))  # keep registrations local
     assert {"mediapipe", "hamer"} <= set(registry.available())
     est = registry.create("mediapipe", model_complexity=0)
     assert isinstance(est, MediaPipeHands) and est.config()["model_complexity"] == 0

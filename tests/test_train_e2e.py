@@ -17,7 +17,10 @@ import torch
 from dexhands_data.cli import train_reference
 from dexhands_data.pipelines.extract import ExtractSettings, run_extract
 from dexhands_data.pipelines.runner import RunConfig
-from dexhands_data.train.trainer import TrainConfig, checkpoint_paths, evaluate, open_windows
+from dexhands_data.train.checkpoints import checkpoint_paths
+from dexhands_data.train.config import TrainConfig
+from dexhands_data.train.data import open_windows
+from dexhands_data.train.evaluation import evaluate
 
 VIDEOS = ("mediapipe_hand_landmarker_test_video.mp4", "mediapipe_gesture_recognizer_test_video.mp4")
 TINY = ["--model", "tiny", "--encoder", "random", "--random-encoder-dim", "32", "--image-height", "56",

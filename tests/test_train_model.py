@@ -13,7 +13,8 @@ from dexhands_data.train import encoders
 from dexhands_data.train.encoders import DinoSpec, RandomPatchEncoder, build_encoder, read_safetensors
 from dexhands_data.train.hc_head import HeatmapHead, hc_loss, hc_targets, pck
 from dexhands_data.train.model import PREDICTOR_SIZES, CDiTPredictor, PredictorConfig
-from dexhands_data.train.trainer import ResumableSampler, TrainConfig, prepare_batch
+from dexhands_data.train.config import TrainConfig
+from dexhands_data.train.data import ResumableSampler, prepare_batch
 
 T, P, D = 5, 28, 32  # 5 frames, a 4 x 7 patch grid (56 x 98 px), latent width 32
 
@@ -265,6 +266,26 @@ def test_prepare_batch_resizes_frames_and_keypoints():
     assert out["hc_visible"][0, 0].all() and out["hc_visible"][0, 1].all()
     batch["hc_keypoints"][0, 1] = torch.tensor([197.0, 1.0])  # outside the 196-px-wide frame
     assert not prepare_batch(batch, cfg, torch.device("cpu"))["hc_visible"][0, 1].any()
+
+
+def test_masked_action_dimensions_carry_no_signal_and_get_no_gradient():
+    """prepare_batch zeroes what action_mask marks as not data, so the conditioning weights of a masked
+    dimension receive exactly zero gradient from the loss."""
+    cfg = TrainConfig(image_height=56, image_width=98)
+    mask = torch.ones(1, T - 1, 132, dtype=torch.bool)
+    mask[..., 126:129] = False  # camera position of a non-metric track
+    batch = {"frames": torch.randn(1, T, 3, 56, 98), "actions": torch.randn(1, T - 1, 132) + 5.0,
+             "action_mask": mask, "hc_keypoints": torch.zeros(1, T, 12, 2),
+             "hc_visible": torch.zeros(1, T, 12, dtype=torch.bool)}
+    out = prepare_batch(batch, cfg, torch.device("cpu"))
+    assert (out["actions"][..., 126:129] == 0).all()
+    torch.testing.assert_close(out["actions"][..., :126], batch["actions"][..., :126])
+    pred = _predictor()
+    latents = torch.randn(1, T, P, D)
+    loss = torch.nn.functional.mse_loss(pred(latents, out["actions"]), latents[:, 1:])
+    loss.backward()
+    w = pred.blocks[0].adaLN_modulation[1].weight.grad  # (11 dim, 132): one column per action dimension
+    assert (w[:, 126:129] == 0).all() and w[:, :126].abs().sum() > 0
 
 
 def test_cli_config_file_and_overrides(tmp_path):

@@ -168,8 +168,13 @@ def test_normalisation_with_stats_and_dataloader(written, train):
     norm = WindowDataset(train, load_episodes(root), cfg, stats)
     mean = np.array([0.0 if v is None else v for v in stats["action/relative"]["mean"]], np.float32)
     std = np.array([1.0 if v is None else max(v, 1e-6) for v in stats["action/relative"]["std"]], np.float32)
-    expected = (raw[3]["actions"].numpy() - mean) / std
+    mask = raw[3]["action_mask"].numpy()
+    assert mask.shape == (8, 132) and not mask.all()  # the window has a missing hand
+    np.testing.assert_array_equal(norm[3]["action_mask"].numpy(), mask)
+    expected = np.where(mask, (raw[3]["actions"].numpy() - mean) / std, 0.0)
     np.testing.assert_allclose(norm[3]["actions"].numpy(), expected, rtol=1e-6)
+    # a masked dimension is 0, not the -mean/std a zero-filled value would become
+    assert (norm[3]["actions"].numpy()[~mask] == 0).all() and (mean[~mask.all(axis=0)] != 0).any()
     loader = DataLoader(norm, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
     batch = next(iter(loader))
     assert batch["frames"].shape == (4, 9, 3, 224, 392) and batch["actions"].shape == (4, 8, 132)

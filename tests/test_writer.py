@@ -44,7 +44,9 @@ def test_round_trip_through_load_dataset(dataset, monkeypatch, tmp_path):
     expected = synthetic_episode("a", seed=1)
     np.testing.assert_array_equal(rows["keypoints_cam"][:12], expected.hands.keypoints_cam.astype(np.float32))
     assert np.isnan(rows["keypoints_cam"][:, 0]).all() and not rows["hand_valid"][:, 0].any()
-    assert np.isnan(rows["action"][11]).all() and np.isfinite(rows["action"][0, 21:]).all()
+    assert np.isnan(rows["action"][11]).all() and np.isfinite(rows["action"][0, 21:42]).all()
+    # a VO-like track (translation_metric False): no camera-position row, the rotation row is kept
+    assert np.isnan(rows["action"][:, 42]).all() and np.isfinite(rows["action"][:11, 43]).all()
     # the image column round-trips as JPEG (episode b), null where not embedded (episode a)
     pil = datasets.load_dataset("dexwm-actions", split="train")[12]["image"]
     assert pil.size == (299, 224) and np.asarray(pil).mean() == pytest.approx(0, abs=2)

@@ -1,5 +1,7 @@
 """``dexdata actions DATASET --episode ID --frames i,j,k --convention NAME [--json]``: the absolute
-44x3 poses of those frames and the actions between consecutive ones, computed from stored state."""
+44x3 poses of those frames and the actions between consecutive ones, computed from stored state by
+the same functions as the loader and ``meta/stats.json``, with the action mask (which dimensions are
+data; non-metric translation follows the episode's ``translation_metric``)."""
 
 from __future__ import annotations
 
@@ -41,29 +43,36 @@ def _nested(a: np.ndarray) -> list:
 
 def episode_actions(dataset: str, episode: str, frames: str | None, convention: str,
                     wrap: str | None) -> dict:
-    from ..actions import compute_actions, window_poses
+    from ..actions import action_mask, compute_actions, window_poses
     from ..dataset.reader import read_episode
 
     ep = read_episode(dataset, episode)
     idx = _parse_frames(frames, len(ep))
+    metric = bool(ep.meta.translation_metric)
     args = (ep.keypoints_cam, ep.hand_valid, ep.T_world_cam, ep.camera_valid, idx)
     S = ep.meta.T_opencv_source
-    poses = window_poses(convention, *args, T_opencv_source=S)
-    actions = compute_actions(convention, *args, T_opencv_source=S, wrap=wrap) if len(idx) > 1 \
-        else np.zeros((0, 44, 3), np.float32)
+    poses = window_poses(convention, *args, T_opencv_source=S, translation_metric=metric)
+    if len(idx) > 1:
+        actions = compute_actions(convention, *args, T_opencv_source=S, wrap=wrap, translation_metric=metric)
+        mask = action_mask(ep.hand_valid, ep.camera_valid, idx, metric)
+    else:
+        actions, mask = np.zeros((0, 44, 3), np.float32), np.zeros((0, 44, 3), bool)
     return {
         "episode_id": episode, "convention": convention,
         "wrap": (wrap or "mod2pi") if convention == "dexwm-official" else None,
+        "translation_metric": metric,
         "frames": idx.tolist(), "timestamps": ep.timestamp[idx].tolist(),
         "hand_valid": ep.hand_valid[idx].tolist(), "camera_valid": ep.camera_valid[idx].tolist(),
         "poses": _nested(poses.astype(np.float64)), "actions": _nested(actions.astype(np.float64)),
+        "action_mask": mask.tolist(),
     }
 
 
 def _print_text(out: dict) -> None:
     np.set_printoptions(precision=5, suppress=True, linewidth=110)
     print(f"episode {out['episode_id']}  convention {out['convention']}"
-          + (f" (wrap {out['wrap']})" if out["wrap"] else ""))
+          + (f" (wrap {out['wrap']})" if out["wrap"] else "")
+          + ("" if out["translation_metric"] else "  (translation not metric: camera-position rows masked)"))
     rows = {"left wrist": 0, "right wrist": 21, "camera position": 42, "camera rotation": 43}
     poses = np.array(out["poses"], dtype=float)
     for k, f in enumerate(out["frames"]):
@@ -72,7 +81,8 @@ def _print_text(out: dict) -> None:
         print("  pose (44x3):\n" + "\n".join("    " + line for line in str(poses[k]).splitlines()))
         if k + 1 < len(out["frames"]):
             a = np.array(out["actions"][k], dtype=float)
-            parts = ", ".join(f"{name} {a[r]}" for name, r in rows.items())
+            m = np.array(out["action_mask"][k], dtype=bool)
+            parts = ", ".join(f"{name} {a[r] if m[r].all() else 'masked'}" for name, r in rows.items())
             print(f"  action {f} -> {out['frames'][k + 1]}: {parts}")
     print("\n(full actions: --json)")
 

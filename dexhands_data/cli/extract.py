@@ -9,11 +9,16 @@ from .recipe import add_recipe_argument
 
 def add_parser(sub) -> None:
     p = sub.add_parser("extract", help="extract hand keypoints and camera motion into Parquet shards")
-    p.add_argument("--source", default="videos", choices=["videos", "ego4d", "egodex", "aria"])
+    from ..hands.registry import available
+    from ..sources.registry import SOURCES
+
+    p.add_argument("--source", default="videos", choices=SOURCES.names(),
+                   help="source layout (droid: see also dexdata convert-droid, with DROID's own flags)")
     p.add_argument("--input", required=True, help="input root folder of the source's layout")
     p.add_argument("--out", default="dexwm-actions", help="dataset folder (default ./dexwm-actions)")
     p.add_argument("--split", default="train", help="split for sources without their own split (videos, ego4d)")
-    p.add_argument("--hands", default="mediapipe", help="hand estimator (mediapipe; hamer when installed)")
+    p.add_argument("--hands", default="mediapipe", choices=[*available(), "given"],
+                   help="hand estimator (mediapipe; hamer when installed) or given (the source's ground truth)")
     p.add_argument("--model-complexity", type=int, choices=[0, 1], default=1, help="MediaPipe model complexity")
     p.add_argument("--hand-smoother", default="rts", choices=["rts", "none"],
                    help="MediaPipe: depth smoothing over each hand track (rts: forward-backward; none: raw)")

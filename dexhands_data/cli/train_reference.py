@@ -39,7 +39,7 @@ def _option_type(hint) -> type:
 
 
 def _config_cls():
-    from ..train.trainer import TrainConfig
+    from ..train.config import TrainConfig
 
     return TrainConfig
 
@@ -72,7 +72,8 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.trainer import evaluate, train
+    from ..train.evaluation import evaluate
+    from ..train.trainer import train
 
     if args.report:
         return report(args.report)

@@ -48,15 +48,18 @@ def _check(ep: EpisodeData) -> None:
 
 
 def frame_columns(ep: EpisodeData) -> dict[str, np.ndarray]:
-    """Validated per-frame arrays of one episode (everything but the images), incl. the
-    ``relative`` actions to the next frame (all NaN on the last frame)."""
+    """Validated per-frame arrays of one episode (everything but the images), incl. the ``action``
+    column: a convenience copy of the ``relative`` actions to the next frame (all NaN on the last
+    frame; NaN wherever :func:`~dexhands_data.actions.action_mask` masks, so the camera-position row
+    is NaN for non-metric translation). The loader recomputes actions from the state columns."""
     _check(ep)
     n = len(ep)
     valid = np.asarray(ep.hands.valid, bool)
     kp_cam = np.where(valid[:, :, None, None], ep.hands.keypoints_cam, np.nan).astype(np.float32)
     action = np.full((n, 44, 3), np.nan, np.float32)
     if n > 1:
-        action[:-1] = relative_actions(kp_cam, valid, ep.camera.T_world_cam, ep.camera.valid)
+        action[:-1] = relative_actions(kp_cam, valid, ep.camera.T_world_cam, ep.camera.valid,
+                                       translation_metric=bool(ep.camera.translation_metric))
     return {
         "frame_index": np.arange(n, dtype=np.int32),
         "source_frame_index": np.asarray(ep.source_frame_index, dtype=np.int32),

@@ -18,13 +18,12 @@ import json
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..actions import pairwise_actions
 from ..records import EpisodeData, EpisodeError, EpisodeRef
-from ..schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from ..schema import EPISODES_PATH, INFO_PATH, SHARD_MARKERS_DIR, SHARD_PATH, STATS_PATH, arrow_schema
+from .action_stats import episode_stats
 from .rows import episode_row, failed_episode_row, frame_columns, frame_table
 from .stats import DimStats
 from .storage import Storage
@@ -36,24 +35,6 @@ ROW_GROUP_SIZE = 512
 class FailedEpisode:
     ref: EpisodeRef
     error: str
-
-
-def table_stats(table: pa.Table) -> dict[str, DimStats]:
-    """Per-dimension statistics of frame rows: the stored ``relative`` actions (132) and keypoints_cam (126)."""
-    actions = fixed_list_to_numpy(table.column("action"), (44, 3)).reshape(len(table), -1)
-    keypoints = fixed_list_to_numpy(table.column("keypoints_cam"), (2, 21, 3)).reshape(len(table), -1)
-    return {"action/relative": DimStats.from_values(actions), "keypoints_cam": DimStats.from_values(keypoints)}
-
-
-def episode_official_actions(ep: EpisodeData, columns: dict) -> np.ndarray:
-    """(N, 132) ``dexwm-official`` actions of every consecutive pair (each pair its own window) plus a
-    NaN row for the last frame, for the statistics that normalise that convention."""
-    actions = np.full((len(ep), 132), np.nan)
-    if len(ep) > 1:
-        actions[:-1] = pairwise_actions("dexwm-official", columns["keypoints_cam"], columns["hand_valid"],
-                                        columns["T_world_cam"], columns["camera_valid"],
-                                        ep.T_opencv_source).reshape(len(ep) - 1, -1)
-    return actions
 
 
 class DatasetWriter:
@@ -108,14 +89,11 @@ class DatasetWriter:
                     row.update(shard=relpath, row_start=num_rows, row_end=num_rows + len(ep))
                     rows.append(row)
                     for start in range(0, len(ep), ROW_GROUP_SIZE):
-                        table = frame_table(ep, columns, start, min(len(ep), start + ROW_GROUP_SIZE))
-                        sink.write_table(table)
-                        for key, value in table_stats(table).items():
-                            stats[key] = value if key not in stats else stats[key].merge(value)
+                        sink.write_table(frame_table(ep, columns, start, min(len(ep), start + ROW_GROUP_SIZE)))
                     num_rows += len(ep)
-                    official = DimStats.from_values(episode_official_actions(ep, columns))
-                    key = "action/dexwm-official"
-                    stats[key] = official if key not in stats else stats[key].merge(official)
+                    metric = bool(ep.camera.translation_metric)
+                    for key, value in episode_stats(columns, ep.T_opencv_source, metric).items():
+                        stats[key] = value if key not in stats else stats[key].merge(value)
         elif self.storage.exists(relpath):  # a retry in which every episode failed: drop the old shard
             self.storage.delete(relpath)
         rows.sort(key=lambda r: r["episode_id"])

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..actions import pairwise_actions
+from ..actions import compute_actions, consecutive_pairs
 from ..dataset.episodes import StoredEpisode
 from ..geometry import rotvec_from_matrix
 from ..keypoints import CAMERA_POSITION_ROW, CAMERA_ROTATION_ROW, HAND_NAMES, KEYPOINT_NAMES, NUM_KEYPOINTS
@@ -85,8 +85,9 @@ def episode_actions(ep: StoredEpisode, convention: str,
     n = len(ep)
     out = np.full((n, 44, 3), np.nan, np.float32)
     if n > 1:
-        out[:-1] = pairwise_actions(convention, ep.keypoints_cam, ep.hand_valid, ep.T_world_cam,
-                                    ep.camera_valid, ep.meta.T_opencv_source)
+        out[:-1] = compute_actions(convention, ep.keypoints_cam, ep.hand_valid, ep.T_world_cam,
+                                   ep.camera_valid, consecutive_pairs(n), ep.meta.T_opencv_source,
+                                   translation_metric=translation_metric)[:, 0]
     hv = np.asarray(ep.hand_valid, bool)
     cv = np.asarray(ep.camera_valid, bool)
     valid = np.zeros((n, 4), np.float32)

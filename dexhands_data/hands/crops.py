@@ -26,9 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: ImageNet statistics in 0..255 units (HaMeR's ``MODEL.IMAGE_MEAN`` / ``IMAGE_STD`` times 255).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..images import IMAGENET_MEAN, IMAGENET_STD  # HaMeR's MODEL.IMAGE_MEAN / IMAGE_STD over 255
 
 
 def box_from_keypoints(keypoints_2d: np.ndarray, min_points: int = 4) -> np.ndarray:

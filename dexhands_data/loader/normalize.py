@@ -6,8 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _normalisation_lut(mean, std) -> np.ndarray:

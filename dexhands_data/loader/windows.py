@@ -6,7 +6,11 @@ A sample (the "windows batch" contract; a collated batch adds a leading B), T = 
 frames              (T, 3, H, W) float32   ImageNet-normalised RGB crops (uint8 with ``frames="uint8"``:
                                            normalise on the GPU with ``normalize.normalize_on_device``;
                                            absent with ``frames="none"``)
-actions             (T-1, 132) float32     consecutive-pair actions in ``convention``; NaN -> 0
+actions             (T-1, 132) float32     consecutive-pair actions in ``convention`` (normalised with
+                                           ``normalize_actions``); exactly 0 where ``action_mask`` is False
+action_mask         (T-1, 132) bool        which action dimensions are data: a hand missing at either end
+                                           of the step, an unknown camera, or non-metric (VO) translation
+                                           make theirs False (``actions.action_mask``)
 poses               (T, 44, 3) float32     absolute window poses in ``convention``; NaN -> 0
 hand_valid          (T, 2) bool            left, right present
 camera_valid        (T,) bool
@@ -19,7 +23,10 @@ frame_indices       (T,) int64             stored frame indices in the episode
 episode_index       () int64               index of the episode in the dataset's episode list
 ==================  =====================  =====================================================
 
-Actions can be normalised with ``meta/stats.json`` (``action/<convention>``: (a - mean) / std).
+Actions can be normalised with ``meta/stats.json`` (``action/<convention>``: (a - mean) / std); the
+statistics skip masked dimensions, and a masked dimension is set to 0 after normalising, never to the
+``-mean / std`` a zero-filled value would become. An episode whose ``translation_metric`` is False or
+unknown (no episodes table) gets the non-metric variant of its convention (``docs/actions.md``).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from ..actions import CONVENTIONS, compute_actions, dexwm_official_actions_from_poses, window_poses
+from ..actions import CONVENTIONS, action_mask, actions_from_poses, window_poses
 from ..keypoints import ACTION_DIM
 from ..records import EpisodeError
 from ..dataset.episodes import EpisodeMeta, StoredEpisode, episode_meta_index, episode_spans
@@ -119,15 +126,16 @@ def build_window(
 ) -> dict[str, torch.Tensor]:
     """The sample dict (see module doc) of window frames ``indices`` of episode ``ep``."""
     idx = np.asarray(indices, dtype=np.int64)
+    metric = bool(ep.meta.translation_metric)  # None (unknown) counts as not metric
     args = (ep.keypoints_cam, ep.hand_valid, ep.T_world_cam, ep.camera_valid, idx)
-    poses = window_poses(cfg.convention, *args, T_opencv_source=ep.meta.T_opencv_source)
-    if cfg.convention == "dexwm-official":  # the actions are float32 differences of these very poses
-        actions = dexwm_official_actions_from_poses(poses, cfg.wrap or "mod2pi")
-    else:
-        actions = compute_actions(cfg.convention, *args, wrap=cfg.wrap)
-    actions = np.nan_to_num(actions.reshape(len(idx) - 1, ACTION_DIM), nan=0.0)
+    poses = window_poses(cfg.convention, *args, T_opencv_source=ep.meta.T_opencv_source,
+                         translation_metric=metric)
+    actions = actions_from_poses(cfg.convention, poses, *args, wrap=cfg.wrap,
+                                 translation_metric=metric).reshape(len(idx) - 1, ACTION_DIM)
+    mask = action_mask(ep.hand_valid, ep.camera_valid, idx, metric).reshape(len(idx) - 1, ACTION_DIM)
     if normalizer is not None:
         actions = normalizer(actions)
+    actions = np.where(mask, actions, 0.0)
     hand_valid = ep.hand_valid[idx]
     K = ep.meta.intrinsics
     if K is not None:
@@ -140,6 +148,7 @@ def build_window(
         visible = np.zeros((len(idx), 12), bool)
     sample = {
         "actions": torch.from_numpy(actions.astype(np.float32)),
+        "action_mask": torch.from_numpy(mask),
         "poses": torch.from_numpy(np.nan_to_num(poses, nan=0.0).astype(np.float32)),
         "hand_valid": torch.from_numpy(hand_valid.copy()),
         "camera_valid": torch.from_numpy(ep.camera_valid[idx].copy()),

@@ -1,22 +1,25 @@
-"""``dexdata convert-droid``: DROID episodes (raw or LeRobot) -> pseudo-hand rows in the unified dataset.
+"""``dexdata convert-droid``: DROID episodes (raw or LeRobot) -> pseudo-hand rows, through the one
+extract pipeline.
 
-Discovery runs on the driver (cheap: paths, filters, keep ranges); every episode then goes through
-:class:`~dexhands_data.droid.processor.DroidProcessor` in Ray actors via :func:`run_pipeline`, which
-writes shards atomically, resumes finished shards and records failed episodes with their reasons.
+DROID is one more source (:class:`~dexhands_data.sources.droid.source.DroidSource`): discovery runs
+on the driver (paths, filters, keep ranges), every episode then goes through
+:class:`~dexhands_data.pipelines.extract.ExtractProcessor` with ground-truth hands and camera, with
+its read-ahead decoding and on-disk JPEG spooling when frames are embedded, and without decoding
+anything when they are not.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..droid.processor import DroidProcessor
-from ..droid.readers import discover
-from .runner import RunConfig, RunSummary, run_pipeline
+from .extract import ExtractSettings, run_extract
+from .runner import RunConfig, RunSummary
 
 
 @dataclass
 class DroidSettings:
-    """Processor settings (hashed into the dataset's config_hash); see :class:`DroidProcessor`."""
+    """Conversion settings; see :class:`~dexhands_data.sources.droid.source.DroidSource`.
+    ``short_side`` None (or ``embed_frames`` False) stores no frames."""
 
     pseudo_hand: str = "oriented"
     camera: str = "auto"
@@ -37,10 +40,18 @@ class DroidInput:
     keep_ranges: str | None = None
 
 
+def droid_extract_settings(inp: DroidInput, settings: DroidSettings) -> ExtractSettings:
+    """The extract settings of a DROID conversion: source ``droid`` with its options, ground-truth
+    hands and camera."""
+    options = {"pseudo_hand": settings.pseudo_hand, "camera": settings.camera,
+               "calibration": settings.calibration, **{k: v for k, v in asdict(inp).items() if k != "root"}}
+    return ExtractSettings(
+        source="droid", source_options=options, hands="given", camera="given",
+        frame_short_side=settings.short_side if settings.embed_frames else None,
+        jpeg_quality=settings.jpeg_quality,
+    )
+
+
 def run_convert_droid(inp: DroidInput, settings: DroidSettings, run: RunConfig) -> RunSummary:
     """Discover the DROID episodes of ``inp`` and convert them into the dataset at ``run.out``."""
-    DroidProcessor(**asdict(settings))  # validate the settings before starting workers
-    refs = discover(inp.root, inp.layout, inp.success_only, inp.episode_ids, inp.keep_ranges)
-    if not refs:
-        raise ValueError(f"{inp.root}: no DROID episodes found (after filters)")
-    return run_pipeline(refs, DroidProcessor, asdict(settings), run)
+    return run_extract(droid_extract_settings(inp, settings), inp.root, run)

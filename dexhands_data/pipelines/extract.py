@@ -5,6 +5,8 @@ ahead in a background thread (``prefetch.py``; the embedded JPEGs are spooled on
 them once through the hand estimator (unless the source has ground-truth hands) and the camera
 estimator (unless the source has ground-truth poses), then returns the finished
 :class:`EpisodeData` for the writer. Only the episode reference crosses process boundaries.
+An episode whose source knows its frame times without decoding (DROID) and that needs no frame
+(ground-truth hands and camera, no frames embedded) is never decoded.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ class ExtractSettings:
     """Output-relevant settings of an extraction run (hashed into each episode's config_hash).
 
     ``frame_short_side``: embedded JPEG frames are resized so the shorter side has this many px;
-    None stores no frames. ``camera``: "vo", "given" (source ground truth) or "none".
+    None stores no frames. ``hands``: an estimator name or "given" (source ground truth).
+    ``camera``: "vo", "given" (source ground truth) or "none".
     """
 
     source: str
@@ -38,7 +41,11 @@ class ExtractSettings:
 
 
 class ExtractProcessor:
-    """Episode processor for egocentric sources (videos, ego4d, egodex, aria)."""
+    """Episode processor for every source (videos, ego4d, egodex, aria, droid).
+
+    ``hands="given"`` requires the source's ground-truth hands (an episode without them fails);
+    with any other estimator name, ground-truth hands are used where the source has them.
+    """
 
     def __init__(self, **settings):
         from ..sources.registry import create_source
@@ -73,33 +80,44 @@ class ExtractProcessor:
             return frame, None
         return frame, encode_jpeg(frame.image, self.settings.frame_short_side, self.settings.jpeg_quality)
 
+    def _stream(self, ep, hand_session, camera_session, spool) -> tuple[list[float], list[int]]:
+        """Decode the episode once (read ahead), feeding each frame to the sessions and the spool;
+        the frames' timestamps and source indices."""
+        timestamps, source_index = [], []
+        for frame, jpeg in prefetch(ep.frames(), self._encode):
+            if frame.image is None and any(x is not None for x in (hand_session, camera_session, spool)):
+                raise EpisodeError(f"{ep.ref.relpath}: the source has no video frames, but frames are "
+                                   "needed (embedded images or an estimator); use --frame-size 0 "
+                                   "with ground-truth hands and camera")
+            timestamps.append(frame.timestamp)
+            source_index.append(frame.source_index)
+            if hand_session is not None:
+                fh = hand_session.step(frame)
+                kp2d, valid = fh.keypoints_2d, fh.valid
+            else:
+                i = len(timestamps) - 1
+                kp2d, valid = ep.hands.keypoints_2d[i], ep.hands.valid[i]
+            if camera_session is not None:
+                camera_session.step(frame.image, kp2d, valid)
+            if spool is not None:
+                spool.append(jpeg)
+        return timestamps, source_index
+
     def __call__(self, ref: EpisodeRef) -> EpisodeData:
         ep = self.source.open(ref)
+        if self.settings.hands == "given" and ep.hands is None:
+            raise EpisodeError(f"{ref.relpath}: --hands given, but source {ref.source!r} has no hand tracks")
         hand_session = None if ep.hands is not None else self.hands.session(ep.intrinsics)
         if self.settings.camera == "given" and ep.camera is None:
             raise EpisodeError(f"{ref.relpath}: --camera given, but source {ref.source!r} has no camera poses")
         use_gt_camera = ep.camera is not None and self.settings.camera in ("given", "vo")
         camera_session = None if use_gt_camera or self.camera is None else self.camera.session(ep.intrinsics)
         spool = ImageSpool() if self.settings.frame_short_side is not None else None
-        timestamps, source_index = [], []
         try:
-            for frame, jpeg in prefetch(ep.frames(), self._encode):
-                if frame.image is None and any(x is not None for x in (hand_session, camera_session, spool)):
-                    raise EpisodeError(f"{ref.relpath}: the source has no video frames, but frames are "
-                                       "needed (embedded images or an estimator); use --frame-size 0 "
-                                       "with ground-truth hands and camera")
-                timestamps.append(frame.timestamp)
-                source_index.append(frame.source_index)
-                if hand_session is not None:
-                    fh = hand_session.step(frame)
-                    kp2d, valid = fh.keypoints_2d, fh.valid
-                else:
-                    i = len(timestamps) - 1
-                    kp2d, valid = ep.hands.keypoints_2d[i], ep.hands.valid[i]
-                if camera_session is not None:
-                    camera_session.step(frame.image, kp2d, valid)
-                if spool is not None:
-                    spool.append(jpeg)
+            if ep.timestamps is not None and hand_session is None and camera_session is None and spool is None:
+                timestamps, source_index = ep.timestamps, ep.source_frame_index  # no step needs a frame
+            else:
+                timestamps, source_index = self._stream(ep, hand_session, camera_session, spool)
             n = len(timestamps)
             if n == 0:
                 raise EpisodeError(f"{ref.relpath}: no frames decoded")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from ..records import EpisodeRef
+from ..slugs import slug
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ class ShardTask:
     def from_json(cls, text: str) -> "ShardTask":
         d = json.loads(text)
         return cls(d["source"], d["split"], d["name"], tuple(EpisodeRef.from_json(r) for r in d["refs"]))
-
-
-def slug(text: str, max_len: int = 60) -> str:
-    """File-name-safe form of an id: [A-Za-z0-9._-] only, at most ``max_len`` characters."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
-    return s[:max_len] or "episode"
 
 
 def plan_shards(refs: list[EpisodeRef], episodes_per_shard: int) -> list[ShardTask]:

@@ -49,8 +49,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..geometry import Intrinsics, project, se3, se3_inverse
-from ..keypoints import NUM_HANDS, NUM_KEYPOINTS
+from ..geometry import Intrinsics, se3, se3_inverse, transform_points
+from ..keypoints import NUM_KEYPOINTS
 from ..records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
 from ..video_io import select_nearest_frames
 from . import aria_mps
@@ -383,29 +383,15 @@ class AriaSource:
         aligned = aria_mps.align_hands(samples, traj, frame_times_s, self.hand_tolerance_s)
         kp_device = aligned.keypoints_device.copy()
         kp_device[:, :, 1] = aria_mps.estimate_thumb_cmc(kp_device)
-        T_cam_device = se3_inverse(T_device_cam)
-        kp_cam = kp_device @ T_cam_device[:3, :3].T + T_cam_device[:3, 3]
-        kp_2d = project(kp_cam, intr.K)
-        complete = np.isfinite(kp_cam).all(axis=(-1, -2)) & np.isfinite(kp_2d).all(axis=(-1, -2))
-        valid = aligned.valid & complete
-        kp_cam[~valid] = np.nan
-        kp_2d[~valid] = np.nan
-        confidence = np.where(valid[..., None], aligned.confidence[..., None], 0.0).repeat(NUM_KEYPOINTS, -1)
+        kp_cam = transform_points(se3_inverse(T_device_cam), kp_device)
+        confidence = np.repeat(aligned.confidence[..., None], NUM_KEYPOINTS, -1)
         confidence[:, :, 1] = 0.0  # estimated thumb CMC
-        processing = {f"hand_frames_{k}": v for k, v in aligned.dropped.items()}
-        processing["hands_incomplete_or_behind_camera"] = int(np.sum(aligned.valid & ~complete))
-        hands = HandTrack(
-            keypoints_cam=kp_cam.astype(np.float32),
-            keypoints_2d=kp_2d.astype(np.float32),
-            valid=valid,
-            confidence=confidence.astype(np.float32),
-            score=valid.astype(np.float32),
-            lift_residual_px=np.full((n, NUM_HANDS), np.nan, np.float32),
-            estimator=estimator,
+        hands = HandTrack.from_camera_points(
+            kp_cam, intr.K, estimator, valid=aligned.valid, confidence=confidence,
             config={"hand_tracking": path.name, "kind": kind, "tolerance_s": self.hand_tolerance_s,
-                    "thumb_cmc": "estimated"},
-            processing=processing,
-        )
+                    "thumb_cmc": "estimated"})
+        hands.processing = {f"hand_frames_{k}": v for k, v in aligned.dropped.items()}
+        hands.processing["hands_incomplete_or_behind_camera"] = int(np.sum(aligned.valid & ~hands.valid))
         extra = {
             "hand_tracking": str(path.relative_to(vrs.parent)),
             "hand_tracking_kind": kind,

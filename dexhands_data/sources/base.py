@@ -26,6 +26,9 @@ class OpenedEpisode:
     ``num_frames`` is the expected stored frame count when known cheaply (for progress), else None.
     ``hands`` / ``camera``: per-stored-frame ground truth, or None to estimate.
     ``T_opencv_source``: fixed axis change from the source's camera axes to OpenCV (4x4).
+    ``timestamps`` (N,) s and ``source_frame_index`` (N,): the stored frames' times and source
+    indices when the source knows them without decoding (DROID: ``step / 15``); with ground-truth
+    hands and camera and no frames to embed, the pipeline then never decodes a frame.
     """
 
     ref: EpisodeRef
@@ -40,6 +43,8 @@ class OpenedEpisode:
     gripper: np.ndarray | None = None
     T_opencv_source: np.ndarray = field(default_factory=lambda: np.eye(4))
     extra: dict[str, Any] = field(default_factory=dict)
+    timestamps: np.ndarray | None = None
+    source_frame_index: np.ndarray | None = None
 
     def frames(self) -> Iterator[VideoFrame]:
         return self.frame_iter()

@@ -39,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..geometry import Intrinsics, project, se3_inverse
+from ..geometry import Intrinsics, project, se3_inverse, transform_points
 from ..keypoints import NUM_HANDS, NUM_KEYPOINTS
 from ..records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
 from ..video_io import FrameReader, VideoInfo, probe_video, select_nearest_frames
@@ -126,7 +126,7 @@ def axis_evidence(
     T_cam_world = se3_inverse(T_world_cam_stored)
     for name, T_cv_src in CAMERA_AXES.items():
         T = T_cv_src @ T_cam_world
-        p = np.einsum("nij,nkj->nki", T[:, :3, :3], wrists_world) + T[:, None, :3, 3]
+        p = transform_points(T, wrists_world)
         uv = project(p, intr.K)
         with np.errstate(invalid="ignore"):
             u, v = uv[..., 0], uv[..., 1]
@@ -144,29 +144,14 @@ def ground_truth_tracks(
     finite and in front of the camera."""
     T_world_cam = raw.T_world_cam[keep] @ np.linalg.inv(CAMERA_AXES[axes])
     T_cam_world = se3_inverse(T_world_cam)
-    kp_cam = np.einsum("nij,nhkj->nhki", T_cam_world[:, :3, :3], raw.joints_world[keep])
-    kp_cam += T_cam_world[:, None, None, :3, 3]
-    kp_2d = project(kp_cam, intr.K)
+    kp_cam = transform_points(T_cam_world[:, None], raw.joints_world[keep])
+    # a keypoint behind the camera has no pixel: from_camera_points marks that hand missing
+    hands = HandTrack.from_camera_points(kp_cam, intr.K, f"ground_truth:{NAME}", confidence=raw.confidence[keep],
+                                         config={"camera_axes": axes, "joints": "arkit_21"})
     finite = np.isfinite(kp_cam).all(axis=(-1, -2))
-    valid = finite & np.isfinite(kp_2d).all(axis=(-1, -2))  # a keypoint behind the camera has no pixel
-    kp_cam[~valid] = np.nan
-    kp_2d[~valid] = np.nan
-    confidence = np.where(valid[..., None], raw.confidence[keep], 0.0)
+    hands.processing = {"hands_non_finite": int(np.sum(~finite)),
+                        "hands_behind_camera": int(np.sum(finite & ~hands.valid))}
     m = len(keep)
-    hands = HandTrack(
-        keypoints_cam=kp_cam.astype(np.float32),
-        keypoints_2d=kp_2d.astype(np.float32),
-        valid=valid,
-        confidence=confidence.astype(np.float32),
-        score=valid.astype(np.float32),
-        lift_residual_px=np.full((m, NUM_HANDS), np.nan, np.float32),
-        estimator=f"ground_truth:{NAME}",
-        config={"camera_axes": axes, "joints": "arkit_21"},
-        processing={
-            "hands_non_finite": int(np.sum(~finite)),
-            "hands_behind_camera": int(np.sum(finite & ~valid)),
-        },
-    )
     camera = CameraTrack(
         T_world_cam=T_world_cam,
         valid=np.ones(m, bool),

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-
+from ..registry import LazyRegistry
 from .base import Source
 
-SOURCES: dict[str, str] = {
+SOURCES = LazyRegistry("source", {
     "videos": "dexhands_data.sources.videos:VideosSource",
     "ego4d": "dexhands_data.sources.ego4d:Ego4DSource",
     "egodex": "dexhands_data.sources.egodex:EgoDexSource",
     "aria": "dexhands_data.sources.aria:AriaSource",
-}
+    "droid": "dexhands_data.sources.droid.source:DroidSource",
+})
 
 
 def create_source(name: str, **options) -> Source:
     """Instantiate the reader registered as ``name`` with its options."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}")
-    module, attr = SOURCES[name].split(":")
-    return getattr(importlib.import_module(module), attr)(**options)
+    return SOURCES.create(name, **options)

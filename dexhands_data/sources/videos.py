@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..geometry import Intrinsics
 from ..records import EpisodeError, EpisodeRef
+from ..slugs import slug
 from ..video_io import (
     VIDEO_EXTENSIONS, FrameReader, VideoInfo, expected_output_frames, is_video_path, probe_video,
 )
@@ -45,9 +45,9 @@ def episode_id_for(relpath: str) -> str:
     paths slug to the same text (``"a b.mp4"`` and ``"a_b.mp4"``).
     """
     posix = Path(relpath).as_posix()
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", posix.replace("/", "__")).strip("_") or "video"
+    name = slug(posix.replace("/", "__"), keep="_-", strip="_", max_len=_SLUG_MAX, default="video")
     digest = hashlib.sha1(posix.encode("utf-8")).hexdigest()[:8]
-    return f"{slug[:_SLUG_MAX]}-{digest}"
+    return f"{name}-{digest}"
 
 
 def sidecar_path(video_path: str) -> str | None:

@@ -1,72 +1,70 @@
-"""One DROID episode -> :class:`~dexhands_data.records.EpisodeData` (the pipeline's EpisodeProcessor).
+"""The DROID source: discovery with filters, and one episode opened with ground-truth hands and camera.
 
-Frames of the output rows (data contract): world = robot base, so ``T_world_cam = T_base_cam`` (OpenCV
-axes of the ZED left eye, metres); ``keypoints_cam`` = the pseudo-hand in the chosen camera's frame,
-``inv(T_base_cam) @ p_base``, right hand only (the left hand is NaN and invalid); ``keypoints_2d`` its
-projection with the stored frame's intrinsics; timestamps ``step / 15`` s.
+Frames of the opened episode (data contract): world = robot base, so ``T_world_cam = T_base_cam``
+(OpenCV axes of the ZED left eye, metres); ``hands.keypoints_cam`` = the pseudo-hand in the chosen
+camera's frame, ``inv(T_base_cam) @ p_base``, right hand only (the left hand is NaN and invalid);
+``keypoints_2d`` its projection with the stored frame's intrinsics; timestamps ``step / 15`` s.
+The per-step arrays are computed without decoding a frame, so an episode without embedded frames
+(``--frame-size 0``) never opens its video beyond the MP4 header.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
-from ..geometry import Intrinsics, project, se3_inverse
-from ..images import encode_jpeg
-from ..keypoints import RIGHT
-from ..records import CameraTrack, EpisodeData, EpisodeError, EpisodeRef, HandTrack
-from .cameras import (
-    CalibrationTable,
-    T_base_cam_from_extrinsics,
-    default_intrinsics,
-    intrinsics_from_calibration_vector,
-)
+from ...geometry import Intrinsics, se3_inverse, transform_points
+from ...keypoints import NUM_HANDS, RIGHT
+from ...records import CameraTrack, EpisodeError, EpisodeRef, HandTrack, VideoFrame
+from ..base import OpenedEpisode
+from .cameras import CalibrationTable, T_base_cam_from_extrinsics, default_intrinsics, intrinsics_from_calibration_vector
 from .pseudo_hand import MODES, pseudo_hand
-from .readers import CAMERAS, FPS, DroidRecord, read_episode
+from .readers import CAMERAS, FPS, SOURCE, DroidRecord, discover, read_episode
+from .video import VideoSpan
 
 EMBODIMENT = "parallel_gripper"
 #: The known off-by-one between MP4 and HDF5 (droid-dataset/droid#54).
 KNOWN_MISMATCH = "droid-dataset/droid#54"
+LAYOUTS = ("raw", "lerobot")
 
 
-class DroidProcessor:
-    """Converts DROID episode references into EpisodeData.
+class DroidSource:
+    """DROID episodes as a :class:`~dexhands_data.sources.base.Source`.
 
     pseudo_hand: ``"oriented"`` (default) or ``"dexwm-official"`` (see :mod:`.pseudo_hand`).
     camera: ``"auto"`` (the released DexWM choice: the exterior camera whose MP4 is ``left_mp4_path``),
     ``"ext1"``, ``"ext2"`` or ``"wrist"`` (pose per step, following the end effector).
-    embed_frames: decode the camera video and store JPEGs at ``short_side`` px (None keeps the size).
     calibration: path of the calibration release's ``intrinsics.json`` ([fx, cx, fy, cy] per serial);
     without it the ZED defaults are rescaled to the stored resolution.
+    layout (``raw``, ``lerobot`` or None to detect), success_only, episode_ids and keep_ranges filter
+    discovery (see :func:`.readers.discover`).
     """
 
-    def __init__(
-        self,
-        pseudo_hand: str = "oriented",
-        camera: str = "auto",
-        embed_frames: bool = True,
-        short_side: int | None = 224,
-        jpeg_quality: int = 90,
-        calibration: str | None = None,
-    ):
+    name = SOURCE
+
+    def __init__(self, pseudo_hand: str = "oriented", camera: str = "auto", calibration: str | None = None,
+                 layout: str | None = None, success_only: bool = False, episode_ids: list[str] | None = None,
+                 keep_ranges: str | None = None):
         if pseudo_hand not in MODES:
             raise ValueError(f"unknown pseudo-hand mode {pseudo_hand!r}; expected one of {MODES}")
         if camera not in ("auto", *CAMERAS):
             raise ValueError(f"unknown camera {camera!r}; expected auto, ext1, ext2 or wrist")
+        if layout not in (None, *LAYOUTS):
+            raise ValueError(f"unknown DROID layout {layout!r}; expected raw or lerobot")
         self.pseudo_hand = pseudo_hand
         self.camera = camera
-        self.embed_frames = embed_frames
-        self.short_side = short_side
-        self.jpeg_quality = jpeg_quality
         self.calibration = calibration
         self._calibration = CalibrationTable(calibration) if calibration else None
+        self.layout = layout
+        self.success_only = success_only
+        self.episode_ids = episode_ids
+        self.keep_ranges = keep_ranges
 
-    def config(self) -> dict:
-        return {
-            "pseudo_hand": self.pseudo_hand, "camera": self.camera, "embed_frames": self.embed_frames,
-            "short_side": self.short_side, "jpeg_quality": self.jpeg_quality, "calibration": self.calibration,
-        }
+    def discover(self, root: str) -> list[EpisodeRef]:
+        return discover(root, self.layout, self.success_only, self.episode_ids, self.keep_ranges)
 
-    def __call__(self, ref: EpisodeRef) -> EpisodeData:
+    def open(self, ref: EpisodeRef) -> OpenedEpisode:
         rec = read_episode(ref)
         camera = self._resolve_camera(rec)
         span = rec.videos.get(camera)
@@ -89,39 +87,27 @@ class DroidProcessor:
         if not np.all(np.isfinite(T_world_cam)):
             raise EpisodeError(f"{rec.path}: {camera} extrinsics are not finite")
 
-        base = pseudo_hand(self.pseudo_hand, rec.cartesian[keep], rec.gripper[keep])  # (n, 21, 3)
-        T_cam_base = se3_inverse(T_world_cam)
-        right_cam = base @ np.swapaxes(T_cam_base[:, :3, :3], 1, 2) + T_cam_base[:, None, :3, 3]
-
         intrinsics = self._intrinsics(rec, camera, width, height)
-        n = keep.size
-        hands = HandTrack.empty(n, "ground_truth:droid")
-        # a pseudo-hand reaching behind the camera has no pixels: that frame's hand is marked missing
-        front = np.all(right_cam[..., 2] > 0, axis=1)
-        hands.keypoints_cam[front, RIGHT] = right_cam[front].astype(np.float32)
-        hands.keypoints_2d[front, RIGHT] = project(right_cam[front], intrinsics.K).astype(np.float32)
-        hands.valid[:, RIGHT] = front
-        hands.confidence[front, RIGHT] = 1.0
-        hands.score[front, RIGHT] = 1.0
+        base = pseudo_hand(self.pseudo_hand, rec.cartesian[keep], rec.gripper[keep])  # (n, 21, 3)
+        hands = _pseudo_hand_track(transform_points(se3_inverse(T_world_cam), base), intrinsics)
         hands.config = {"pseudo_hand": self.pseudo_hand}
-        hands.processing = {"behind_camera_frames": int(n - front.sum())}
+        hands.processing = {"behind_camera_frames": int(keep.size - hands.valid[:, RIGHT].sum())}
         cam = CameraTrack(
-            T_world_cam=T_world_cam, valid=np.ones(n, bool), translation_metric=True, static=static,
+            T_world_cam=T_world_cam, valid=np.ones(keep.size, bool), translation_metric=True, static=static,
             world_frame="robot_base", estimator="ground_truth:droid_extrinsics",
             config={"camera": camera, "serial": rec.serials.get(camera)},
         )
-        images = self._images(span, keep) if self.embed_frames else None
         extra = {
             "pseudo_hand": self.pseudo_hand, "camera": camera, "camera_serial": rec.serials.get(camera),
             "camera_choice": rec.official_camera_note if self.camera == "auto" else "requested",
             "layout": rec.layout, "success": rec.success, "trajectory_steps": int(rec.cartesian.shape[0]),
             "video_alignment": alignment, "keep_ranges": ref.metadata.get("keep_ranges"), **rec.extra,
         }
-        return EpisodeData(
-            ref=ref, embodiment=EMBODIMENT, timestamps=keep / FPS, source_frame_index=keep.astype(np.int64),
-            intrinsics=intrinsics, fps=FPS, hands=hands, camera=cam, images=images,
-            gripper=rec.gripper[keep].astype(np.float32), task=rec.task, T_opencv_source=np.eye(4),
-            extra=extra,
+        return OpenedEpisode(
+            ref=ref, intrinsics=intrinsics, fps=FPS, frame_iter=lambda: _frames(span, keep),
+            num_frames=int(keep.size), hands=hands, camera=cam, task=rec.task, embodiment=EMBODIMENT,
+            gripper=rec.gripper[keep].astype(np.float32), T_opencv_source=np.eye(4), extra=extra,
+            timestamps=keep / FPS, source_frame_index=keep.astype(np.int64),
         )
 
     def _resolve_camera(self, rec: DroidRecord) -> str:
@@ -142,11 +128,19 @@ class DroidProcessor:
                     raise EpisodeError(f"{self.calibration}: {rec.serials[camera]}: {e}") from e
         return default_intrinsics(width, height)
 
-    def _images(self, span, keep: np.ndarray) -> list[bytes]:
-        images = [encode_jpeg(rgb, self.short_side, self.jpeg_quality) for _, rgb in span.frames(keep)]
-        if len(images) != keep.size:
-            raise EpisodeError(f"{span.path}: decoded {len(images)} of {keep.size} frames")
-        return images
+
+def _pseudo_hand_track(right_cam: np.ndarray, intrinsics: Intrinsics) -> HandTrack:
+    """The right-hand track of pseudo-hand points (n, 21, 3) m in the camera (no left hand); a frame
+    whose pseudo-hand reaches behind the camera has no pixels and its hand is marked missing."""
+    kp = np.full((right_cam.shape[0], NUM_HANDS) + right_cam.shape[1:], np.nan)
+    kp[:, RIGHT] = right_cam
+    return HandTrack.from_camera_points(kp, intrinsics.K, "ground_truth:droid")
+
+
+def _frames(span: VideoSpan, keep: np.ndarray) -> Iterator[VideoFrame]:
+    """The kept steps' frames: stored index i, source index = the step, time = step / 15 s."""
+    for i, (k, rgb) in enumerate(span.frames(keep)):
+        yield VideoFrame(i, int(k), k / FPS, rgb)
 
 
 def _align_video(rec: DroidRecord, video: str, frames: int) -> tuple[int, dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..geometry import Intrinsics
+from ...geometry import Intrinsics
 
 #: ZED 2 left camera at HD720 (1280x720), the fallback used by public DROID tools when no
 #: calibration is given (``formats.md`` §1.4).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ..records import EpisodeError
+from ...records import EpisodeError
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..records import EpisodeError, EpisodeRef
+from ...records import EpisodeError, EpisodeRef
+from ...slugs import slug
 from .video import VideoSpan
 
 SOURCE = "droid"
@@ -116,10 +117,6 @@ def discover(
     return sorted(refs, key=lambda r: r.episode_id)
 
 
-def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
-
-
 def _discover_raw(root: Path) -> list[EpisodeRef]:
     refs = []
     for h5 in sorted(root.rglob("trajectory.h5")):
@@ -129,9 +126,10 @@ def _discover_raw(root: Path) -> list[EpisodeRef]:
         success = True if "success" in parts else False if "failure" in parts else None
         meta = sorted(folder.glob("metadata_*.json"))
         uuid = meta[0].stem[len("metadata_"):] if meta else None
-        aliases = [rel, _safe_id(rel.replace("/", "+"))] + ([uuid] if uuid else [])
+        safe = slug(rel.replace("/", "+"), keep="_.+-", sep="-", strip="-", max_len=None, default="")
+        aliases = [rel, safe] + ([uuid] if uuid else [])
         refs.append(EpisodeRef(
-            episode_id=_safe_id(rel.replace("/", "+")) or "episode",
+            episode_id=safe or "episode",
             source=SOURCE,
             path=str(folder),
             relpath=rel,
