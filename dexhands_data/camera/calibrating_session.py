@@ -33,7 +33,7 @@ def collect_pairs(greys: list[np.ndarray], masks: list[np.ndarray], max_features
                     criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     anchor = cur = None
-    anchor_i = 0
+    anchor_i = n_anchor = 0
     for i, (grey, mask) in enumerate(zip(greys, masks)):
         if anchor is not None:
             p1, st1, _ = cv2.calcOpticalFlowPyrLK(greys[i - 1], grey, cur.reshape(-1, 1, 2), None, **lk)

@@ -77,7 +77,6 @@ def _nearest_valid(valid: np.ndarray) -> np.ndarray:
 def egodex_arrays(ep: StoredEpisode, translation_metric: bool) -> EgoDexArrays:
     """The HDF5 arrays of ``ep`` (needs keypoints_cam, hand_valid, keypoint_conf, T_world_cam,
     camera_valid) under the rules of the module docstring."""
-    n = len(ep)
     T = np.asarray(ep.T_world_cam, dtype=np.float64).copy()
     cv = np.asarray(ep.camera_valid, bool)
     exceptions = {"invalid_camera_frames": int(np.sum(~cv)),

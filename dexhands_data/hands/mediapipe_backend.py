@@ -50,7 +50,6 @@ from .postprocess import (
     fix_handedness_swaps,
     hand_chirality,
 )
-from .smoothing import SmootherConfig
 from .track_lift import LiftConfig, lift_hands, lift_slot
 
 #: Below this handedness score MediaPipe's label is a coin toss and the shape's chirality decides the side.
@@ -203,7 +202,7 @@ class MediaPipeSession:
         self.postprocess = postprocess
         self.estimator = estimator
         self.config = config
-        self.lift = lift if lift is not None else LiftConfig(smoother=SmootherConfig(smoother))
+        self.lift = lift if lift is not None else LiftConfig()
         self.chirality_below = chirality_below
         self._frames: list[FrameHands] = []
         self._world: list[np.ndarray] = []
@@ -366,7 +365,7 @@ class MediaPipeHands:
         self.max_num_hands = int(max_num_hands)
         self.mirrored_input = bool(mirrored_input)
         self.postprocess = postprocess if postprocess is not None else PostprocessConfig()
-        self.lift = lift if lift is not None else LiftConfig(smoother=SmootherConfig(smoother))
+        self.lift = lift if lift is not None else LiftConfig()
         self.chirality_below = float(chirality_below)
         self._detector_factory = detector_factory or LegacyHandsDetector
 
