@@ -60,7 +60,8 @@ def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, T_world_ci: np.ndarray |
     # camera j -> camera i: R_ij = R_i^T R_j, t_ij = R_i^T (t_j - t_i); as row vectors p R_ij^T + t_ij
     R_ij = np.swapaxes(R_i, 1, 2) @ T_world_cj[:, :3, :3]
     t_ij = np.einsum("sji,sj->si", R_i, T_world_cj[:, :3, 3] - T_world_ci[:, :3, 3])
-    return kp_j @ np.swapaxes(R_ij, 1, 2) + (t_ij[:, None, :] - kp_i)
+    dtype = np.result_type(kp_i, kp_j)  # float32 keypoints stay float32: half the memory traffic
+    return kp_j @ np.swapaxes(R_ij, 1, 2).astype(dtype) + (t_ij[:, None, :].astype(dtype) - kp_i)
 
 
 def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
