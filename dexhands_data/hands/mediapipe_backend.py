@@ -50,6 +50,7 @@ from .postprocess import (
     fix_handedness_swaps,
     hand_chirality,
 )
+from .smoothing import SmootherConfig
 from .track_lift import LiftConfig, lift_hands, lift_slot
 
 #: Below this handedness score MediaPipe's label is a coin toss and the shape's chirality decides the side.
@@ -365,7 +366,7 @@ class MediaPipeHands:
         self.max_num_hands = int(max_num_hands)
         self.mirrored_input = bool(mirrored_input)
         self.postprocess = postprocess if postprocess is not None else PostprocessConfig()
-        self.lift = lift if lift is not None else LiftConfig()
+        self.lift = lift if lift is not None else LiftConfig(smoother=SmootherConfig(smoother))
         self.chirality_below = float(chirality_below)
         self._detector_factory = detector_factory or LegacyHandsDetector
 
