@@ -6,6 +6,7 @@ frame_index, as every shard is).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,3 +202,13 @@ def episode_spans(episode_ids: pa.ChunkedArray | pa.Array) -> list[tuple[str, in
                            "rows must be grouped by episode")
     ends = starts[1:] + [offset]
     return list(zip(ids, starts, ends))
+
+
+def episode_extra(row: dict) -> dict:
+    """The ``extra`` JSON object of a ``meta/episodes.parquet`` row (source facts, e.g. DROID's camera
+    serial); ``{}`` when absent, unreadable or not an object."""
+    try:
+        value = json.loads(row.get("extra") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

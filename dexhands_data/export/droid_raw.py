@@ -23,13 +23,12 @@ written as 0 and ``metadata.dexdata_orientation`` says so (the released code nev
 
 from __future__ import annotations
 
-import json
 import re
 
 import h5py
 import numpy as np
 
-from ..dataset.episodes import StoredEpisode
+from ..dataset.episodes import StoredEpisode, episode_extra
 from ..geometry import euler_xyz_from_matrix
 from ..keypoints import RIGHT
 from ..records import EpisodeError
@@ -96,20 +95,12 @@ def plan_droid(rows: list[dict]) -> dict[str, str]:
     out: dict[str, str] = {}
     taken: set[str] = set()
     for row in sorted(rows, key=lambda r: r["episode_id"]):
-        folder = episode_folder(row, _extra(row))
+        folder = episode_folder(row, episode_extra(row))
         if folder in taken:
             folder = f"{folder}-{marker_key(row['episode_id']).rsplit('-', 1)[1]}"
         taken.add(folder)
         out[row["episode_id"]] = folder
     return out
-
-
-def _extra(row: dict) -> dict:
-    try:
-        extra = json.loads(row.get("extra") or "{}")
-    except ValueError:
-        return {}
-    return extra if isinstance(extra, dict) else {}
 
 
 def camera_serial(extra: dict) -> str:
@@ -147,7 +138,7 @@ def metadata(row: dict, extra: dict, folder: str, serial: str, extrinsics: np.nd
 
 def droid_files(ep: StoredEpisode, row: dict, gripper: np.ndarray, folder: str) -> dict:
     """Everything the raw layout needs of one episode, as a dict (serial, arrays, metadata)."""
-    extra = _extra(row)
+    extra = episode_extra(row)
     if gripper is None or not np.all(np.isfinite(gripper)):
         raise EpisodeError(f"episode {ep.episode_id}: no finite gripper column: not a DROID episode")
     cartesian, note = end_effector_pose(ep, extra.get("pseudo_hand"))

@@ -11,14 +11,13 @@ embedded or even-cropped frames it is rescaled / kept to the grid actually writt
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..dataset.episodes import StoredEpisode
+from ..dataset.episodes import StoredEpisode, episode_extra
 from ..geometry import Intrinsics
 from ..images import decode_jpeg
 from ..records import EpisodeError
@@ -47,7 +46,7 @@ def source_video(row: dict, input_root: str | Path) -> Path | None:
     rel = row.get("source_path")
     if not rel:
         return None
-    extra = _extra(row)
+    extra = episode_extra(row)
     root = Path(input_root)
     source = row.get("source")
     if source == "egodex":
@@ -57,14 +56,6 @@ def source_video(row: dict, input_root: str | Path) -> Path | None:
     if source in ("videos", "ego4d"):
         return root / rel
     return None
-
-
-def _extra(row: dict) -> dict:
-    try:
-        value = json.loads(row.get("extra") or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def episode_frames(ep: StoredEpisode, row: dict, videos_from: str | None) -> EpisodeFrames:
