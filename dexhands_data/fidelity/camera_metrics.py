@@ -1,11 +1,16 @@
 """Camera motion of an estimate against ground truth over frame pairs, vectorised.
 
 Poses are ``T_world_cam`` (M, 4, 4), OpenCV camera to each track's own world (the two worlds need
-not agree: only relative motion ``T_ci_cj = inv(T_world_ci) @ T_world_cj`` is compared).
+not agree: only relative motion ``T_ci_cj = inv(T_world_ci) @ T_world_cj`` is compared, see
+:func:`~.batched.relative_poses`).
 
 * rotation error (deg): angle of ``R_est^T R_gt`` of the relative rotations;
 * translation direction error (deg): angle between the relative translations (in camera i), only
-  where the true translation exceeds ``min_translation_m`` (1 cm: below it the direction is noise);
+  where the true translation exceeds ``min_translation_m`` (1 cm: below it the direction is noise).
+  An estimate that holds still on such a pair (|t_est| = 0, e.g. a visual odometry that judged the
+  pair a pure rotation) has no direction and scores 90 deg, the error of a direction guessed at
+  random, rather than dropping out (or, with the 4 x 4 product, scoring the direction of rounding
+  noise);
 * scale error: ``|t_est| / |t_gt| - 1`` on the same pairs, meaningful only for an estimate that
   claims metric translation.
 """
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import se3_inverse
+from .batched import angle_between_deg, relative_poses
 
 MIN_TRANSLATION_M = 0.01
 
@@ -29,11 +34,6 @@ def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
     axial = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
                       R[..., 1, 0] - R[..., 0, 1]], -1)
     return np.degrees(np.arctan2(np.linalg.norm(axial, axis=-1) / 2.0, cos))
-
-
-def relative_motion(T_world_cam: np.ndarray, rows_i: np.ndarray, rows_j: np.ndarray) -> np.ndarray:
-    """``T_ci_cj`` (P, 4, 4) of the frame pairs."""
-    return se3_inverse(T_world_cam[rows_i]) @ T_world_cam[rows_j]
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,16 @@ def camera_samples(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_
     i, j = rows_i[ok], rows_j[ok]
     if not len(i):
         return CameraSamples.empty()
-    E, G = relative_motion(est_T, i, j), relative_motion(gt_T, i, j)
-    rot = rotation_angle_deg(np.swapaxes(E[:, :3, :3], 1, 2) @ G[:, :3, :3])
-    te, tg = E[:, :3, 3], G[:, :3, 3]
+    (Re, te), (Rg, tg) = relative_poses(est_T, i, j), relative_poses(gt_T, i, j)
+    rot = angle_between_deg(Re, Rg)
     ne, ng = np.linalg.norm(te, axis=1), np.linalg.norm(tg, axis=1)
     moved = ng > min_translation_m
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.einsum("pi,pi->p", te[moved], tg[moved]) / (ne[moved] * ng[moved])
         direction = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+        direction[ne[moved] == 0] = 90.0
         ratio = ne[moved] / ng[moved]
-    return CameraSamples(rot, direction, ratio, rotation_angle_deg(G[:, :3, :3]), ng)
+    return CameraSamples(rot, direction, ratio, rotation_angle_deg(Rg), ng)
 
 
 def concat(samples: list[CameraSamples]) -> CameraSamples:
@@ -86,6 +86,5 @@ def end_rotation_error_deg(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarra
     if len(rows) < 2:
         return float("nan"), float("nan")
     i, j = rows[:1], rows[-1:]
-    E, G = relative_motion(est_T, i, j), relative_motion(gt_T, i, j)
-    err = rotation_angle_deg(np.swapaxes(E[:, :3, :3], 1, 2) @ G[:, :3, :3])[0]
-    return float(err), float(rotation_angle_deg(G[:, :3, :3])[0])
+    (Re, _), (Rg, _) = relative_poses(est_T, i, j), relative_poses(gt_T, i, j)
+    return float(angle_between_deg(Re, Rg)[0]), float(rotation_angle_deg(Rg)[0])

@@ -51,7 +51,9 @@ class ScoredEpisode:
         return self.camera_estimator not in ("", "none") and bool(self.camera_valid.any())
 
     def subset(self, rows: np.ndarray) -> ScoredEpisode:
-        """The same episode restricted to stored rows ``rows``."""
+        """The same episode restricted to stored rows ``rows`` (itself when ``rows`` are all, in order)."""
+        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):
+            return self
         arrays = {k: getattr(self, k)[rows] for k in SCORE_COLUMNS}
         return ScoredEpisode(self.dataset, self.episode_id, self.source_path, **arrays,
                              intrinsics=self.intrinsics, translation_metric=self.translation_metric,

@@ -56,12 +56,11 @@ def hand_figures(h: HandSamples) -> dict:
 
 
 def motion_figures(r: MotionResult) -> dict:
-    s = r.samples
     return {
-        "samples": len(s.error_m),
-        "error_mm": _median(s.error_m, 1000.0),
-        "error_mm_mean": _mean(s.error_m, 1000.0),
-        "true_mm": _median(s.true_m, 1000.0),
+        "samples": len(r.error_m),
+        "error_mm": _median(r.error_m, 1000.0),
+        "error_mm_mean": _mean(r.error_m, 1000.0),
+        "true_mm": _median(r.true_m, 1000.0),
         "scale": _median(np.asarray(r.scales)),
         "scale_aligned_error_mm": _median(r.aligned_error_m, 1000.0),
     }

@@ -15,12 +15,14 @@ complementary pair if it is a candidate too (the greedy rule on a 2 x 2 problem)
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..keypoints import WRIST
+from .batched import chunk_slices, components_first, keypoint_mean, linear_map, norm_first, norm_last
 
 #: A GT hand counts as "in view" when its wrist and at least this share of its keypoints project
 #: inside the image, in front of the camera.
@@ -49,11 +51,6 @@ def _quiet_nan():
         yield
 
 
-def norm_last(a: np.ndarray) -> np.ndarray:
-    """Euclidean norm over the last axis (faster than ``np.linalg.norm`` for short vectors)."""
-    return np.sqrt(np.einsum("...i,...i->...", a, a))
-
-
 def _with_nan_fallback(fast: np.ndarray, slow, rows: np.ndarray) -> np.ndarray:
     """``fast`` (computed assuming finite input) with its NaN entries at ``rows`` (bool mask) replaced
     by ``slow(mask)``: hands with only some keypoints missing take the NaN-aware path."""
@@ -64,11 +61,24 @@ def _with_nan_fallback(fast: np.ndarray, slow, rows: np.ndarray) -> np.ndarray:
     return fast
 
 
+def _keypoint_extent(kp: np.ndarray) -> np.ndarray:
+    """max - min over the keypoint axis of (..., K, C) -> (..., C), NaN where a keypoint is NaN, as
+    segment reductions of the flat (-1, C) array (a reduction over the middle axis is ~10x slower)."""
+    k, c = kp.shape[-2], kp.shape[-1]
+    flat = np.ascontiguousarray(kp).reshape(-1, c)
+    starts = np.arange(0, flat.shape[0], k)
+    out = np.maximum.reduceat(flat, starts, axis=0) - np.minimum.reduceat(flat, starts, axis=0)
+    return out.reshape(kp.shape[:-2] + (c,))
+
+
 def hand_size_2d(keypoints_2d: np.ndarray) -> np.ndarray:
     """Diagonal (px) of each hand's keypoint box: (..., 21, 2) -> (...); keypoints that are NaN are
     left out, an all-NaN hand gives NaN."""
     kp = np.asarray(keypoints_2d)
-    size = norm_last(kp.max(axis=-2) - kp.min(axis=-2))
+    if kp.size == 0:
+        return np.zeros(kp.shape[:-2], kp.dtype)
+    size = norm_last(_keypoint_extent(kp))
+
     def nan_aware(m: np.ndarray) -> np.ndarray:
         return norm_last(np.nanmax(kp[m], axis=-2) - np.nanmin(kp[m], axis=-2))
 
@@ -84,7 +94,7 @@ def match_hands(ref_2d: np.ndarray, ref_valid: np.ndarray, other_2d: np.ndarray,
     both = np.asarray(ref_valid, bool)[:, :, None] & np.asarray(other_valid, bool)[:, None, :]
     # D[n, a, b]: mean keypoint distance between reference slot a and other slot b (NaN keypoints left out)
     dist = norm_last(ref_2d[:, :, None] - other_2d[:, None, :])
-    D = _with_nan_fallback(dist.mean(axis=-1), lambda m: np.nanmean(dist[m], axis=-1), both)
+    D = _with_nan_fallback(keypoint_mean(dist), lambda m: np.nanmean(dist[m], axis=-1), both)
     limit = match_fraction * hand_size_2d(ref_2d)
     with np.errstate(invalid="ignore"):
         cand = both & np.isfinite(D) & (D <= limit[:, :, None])
@@ -102,30 +112,45 @@ def match_hands(ref_2d: np.ndarray, ref_valid: np.ndarray, other_2d: np.ndarray,
     return HandPairs(frame, ref_slot, other_for_ref[frame, ref_slot], other_for_ref)
 
 
-def _polar_rotations(H: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Orthogonal polar factors Q of a batch of 3 x 3 matrices H = Q P (P symmetric positive
-    semi-definite), by Newton's iteration Q <- (g Q + Q^-T / g) / 2 with Higham's Frobenius scaling g
-    for the first steps, written on the nine entries as separate arrays (one cofactor inverse per
-    step, no per-matrix LAPACK call). Returns Q (P, 3, 3) and ok (P,): det(H) > 0 and Q orthogonal to
-    1e-10 (where det(H) <= 0 the best rotation is not the polar factor; the caller redoes those)."""
-    a = [H[:, i, j].copy() for i in range(3) for j in range(3)]
+def _cofactors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cofactor matrices (9, A) and determinants (A,) of 3 x 3 matrices stored as rows (9, A)."""
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = a
+    c = np.empty_like(a)
+    c[0] = a11 * a22 - a12 * a21
+    c[1] = a12 * a20 - a10 * a22
+    c[2] = a10 * a21 - a11 * a20
+    c[3] = a21 * a02 - a22 * a01
+    c[4] = a22 * a00 - a20 * a02
+    c[5] = a20 * a01 - a21 * a00
+    c[6] = a01 * a12 - a02 * a11
+    c[7] = a02 * a10 - a00 * a12
+    c[8] = a00 * a11 - a01 * a10
+    return c, a00 * c[0] + a01 * c[1] + a02 * c[2]
+
+
+def _polar_rotations(H: np.ndarray, max_iterations: int = 12, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Orthogonal polar factors Q of a batch of float64 3 x 3 matrices H = Q P (P symmetric positive
+    semi-definite), by Newton's iteration Q <- (g Q + Q^-T / g) / 2 with Higham's Frobenius scaling g,
+    on the nine entries as rows of a (9, P) array (one cofactor inverse per step, no per-matrix LAPACK
+    call). Convergence is quadratic: once no entry of any matrix changed by more than ``tol`` in a
+    step, all are accurate to rounding (hands need 5-6 steps). Returns Q (P, 3, 3) and ok (P,):
+    det(H) > 0 and Q orthogonal to 1e-10 (where det(H) <= 0 the best rotation is not the polar
+    factor; the caller redoes those)."""
+    n = len(H)
+    q = np.ascontiguousarray(H.reshape(n, 9).T)
+    det_h = None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        det_h = None
-        for step in range(iterations):
-            a00, a01, a02, a10, a11, a12, a20, a21, a22 = a
-            c = [a11 * a22 - a12 * a21, a12 * a20 - a10 * a22, a10 * a21 - a11 * a20,
-                 a21 * a02 - a22 * a01, a22 * a00 - a20 * a02, a20 * a01 - a21 * a00,
-                 a01 * a12 - a02 * a11, a02 * a10 - a00 * a12, a00 * a11 - a01 * a10]  # cofactors
-            det = a00 * c[0] + a01 * c[1] + a02 * c[2]
+        for _ in range(max_iterations):
+            c, det = _cofactors(q)
             det_h = det if det_h is None else det_h
             inv = 1.0 / det  # Q^-T = cofactors / det
-            if step < iterations // 2:
-                g = np.sqrt(np.sqrt(sum(x * x for x in c) * inv * inv / sum(x * x for x in a)))
-                half_q, half_c = 0.5 * g, 0.5 * inv / g
-            else:
-                half_q, half_c = 0.5, 0.5 * inv
-            a = [half_q * x + half_c * y for x, y in zip(a, c)]
-        Q = np.stack(a, axis=1).reshape(-1, 3, 3)
+            g = np.sqrt(np.sqrt(np.einsum("ia,ia->a", c, c) * inv * inv / np.einsum("ia,ia->a", q, q)))
+            new = (0.5 * g) * q + (0.5 * inv / g) * c
+            change = np.abs(new - q)
+            q = new
+            if not np.any(functools.reduce(np.maximum, change) > tol):  # NaN rows count as done
+                break
+        Q = np.ascontiguousarray(q.T).reshape(n, 3, 3)
         gram = np.swapaxes(Q, 1, 2) @ Q
         ok = (det_h > 1e-12 * np.abs(H).sum(axis=(1, 2)) ** 3) & (np.abs(gram - np.eye(3)).max(axis=(1, 2)) < 1e-10)
     return Q, ok
@@ -151,28 +176,58 @@ def _kabsch(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, sv_sum
 
 
+def _similarity(X: np.ndarray, Y: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Umeyama's least-squares similarity from component-major point sets X to Y (3, P, K), finite:
+    ``M`` (P, 3, 3) float64 (scale times rotation), the centred sets and Y's centroids (3, P), so
+    that ``M @ (x - mean x) + mean y`` is x aligned. The 3 x 3 cross-covariances are solved in
+    float64 whatever the points' dtype."""
+    Xc, Yc = X - keypoint_mean(X)[..., None], Y - keypoint_mean(Y)[..., None]
+    H = np.empty((X.shape[1], 3, 3))
+    for a in range(3):
+        for b in range(3):
+            H[:, a, b] = keypoint_mean(Xc[a] * Yc[b])  # mean, not sum: the K cancels in R and in c
+    M, sv_sum = _kabsch(H)
+    if scale:
+        var = sum(keypoint_mean(np.square(Xc[a])).astype(np.float64) for a in range(3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            M *= np.where(var > 0, sv_sum / var, 1.0)[:, None, None]
+    return M, Xc, Yc, Y - Yc
+
+
+def _finite_sets(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Component-major (3, P, K) copies of point sets (P, K, 3) in a common float dtype, rows with a
+    non-finite point zeroed, and the mask of the finite rows (P,)."""
+    dtype = np.result_type(X, Y, np.float32)
+    Xs, Ys = components_first(X.astype(dtype, copy=False)), components_first(Y.astype(dtype, copy=False))
+    ok = np.isfinite(keypoint_mean(Xs).sum(axis=0)) & np.isfinite(keypoint_mean(Ys).sum(axis=0))
+    if not ok.all():
+        Xs[:, ~ok] = 0.0
+        Ys[:, ~ok] = 0.0
+    return Xs, Ys, ok
+
+
 def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
     """Each ``source`` (P, K, 3) moved by the similarity (rotation, translation, optional scale) that best
     fits it to ``target`` (P, K, 3) in least squares (Umeyama), reflections excluded. Rows with a
-    non-finite point come back NaN."""
-    X = np.asarray(source, np.float64)  # float64: identical sets align to ~1e-12, not float32's ~1e-7
-    Y = np.asarray(target, np.float64)
-    ok = np.isfinite(X).all(axis=(1, 2)) & np.isfinite(Y).all(axis=(1, 2))
-    if not ok.all():
-        X = np.where(ok[:, None, None], X, 0.0)
-        Y = np.where(ok[:, None, None], Y, 0.0)
-    mx, my = X.mean(axis=1, keepdims=True), Y.mean(axis=1, keepdims=True)
-    Xc, Yc = X - mx, Y - my
-    R, sv_sum = _kabsch(np.swapaxes(Xc, 1, 2) @ Yc)
-    var = np.einsum("pki,pki->p", Xc, Xc)
-    if scale:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.where(var > 0, sv_sum / var, 1.0)
-    else:
-        c = np.ones(len(X))
-    out = c[:, None, None] * (Xc @ np.swapaxes(R, 1, 2)) + my
+    non-finite point come back NaN. Points keep their float dtype (float32 keypoints align to ~1e-8 m,
+    float64 sets to ~1e-12)."""
+    Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
+    M, Xc, _, my = _similarity(Xs, Ys, scale)
+    out = np.ascontiguousarray(np.moveaxis(linear_map(M, Xc, my[..., 0]), 0, -1))
     out[~ok] = np.nan
     return out
+
+
+def procrustes_error_batch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """PA-MPJPE: the mean point distance (P,) between each ``target`` (P, K, 3) and its ``source``
+    aligned by :func:`procrustes_align_batch` (with scale); NaN for rows with a non-finite point."""
+    Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
+    M, Xc, Yc, _ = _similarity(Xs, Ys, True)
+    residual = linear_map(M, Xc)
+    residual -= Yc
+    error = keypoint_mean(norm_first(residual))
+    error[~ok] = np.nan
+    return error
 
 
 def procrustes_align(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
@@ -196,22 +251,30 @@ class PairErrors:
 
 def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray,
                 other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
-    """Errors of the other track's hands against their matched reference hands."""
-    ra = (pairs.frame, pairs.ref_slot)
-    ob = (pairs.frame, pairs.other_slot)
-    r2, o2 = np.asarray(ref_2d)[ra], np.asarray(other_2d)[ob]
-    rc, oc = np.asarray(ref_cam)[ra], np.asarray(other_cam)[ob]
+    """Errors of the other track's hands against their matched reference hands (in chunks of pairs,
+    see :mod:`.batched`)."""
+    parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c],
+                          np.asarray(ref_2d), np.asarray(ref_cam), np.asarray(other_2d), np.asarray(other_cam))
+             for c in chunk_slices(len(pairs))]
+    return PairErrors(*(np.concatenate([getattr(e, f) for e in parts]) if len(parts) > 1 else getattr(parts[0], f)
+                        for f in PairErrors.__dataclass_fields__))
+
+
+def _pair_errors(frame: np.ndarray, ref_slot: np.ndarray, other_slot: np.ndarray, ref_2d: np.ndarray,
+                 ref_cam: np.ndarray, other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
+    r2, o2 = ref_2d[frame, ref_slot], other_2d[frame, other_slot]
+    rc, oc = ref_cam[frame, ref_slot], other_cam[frame, other_slot]
     d = oc - rc
-    root = norm_last(d - d[:, WRIST:WRIST + 1]).mean(axis=-1)
+    root = keypoint_mean(norm_last(d - d[:, WRIST:WRIST + 1]))
     with np.errstate(invalid="ignore", divide="ignore"):
         depth_ratio = oc[:, WRIST, 2] / rc[:, WRIST, 2]
     return PairErrors(
         kp2d_px=norm_last(o2 - r2),
-        mpjpe_cam_m=norm_last(d).mean(axis=-1),
+        mpjpe_cam_m=keypoint_mean(norm_last(d)),
         mpjpe_root_m=root,
-        pa_mpjpe_m=norm_last(procrustes_align_batch(oc, rc) - rc).mean(axis=-1),
+        pa_mpjpe_m=procrustes_error_batch(oc, rc),
         wrist_depth_ratio=depth_ratio,
-        same_side=pairs.ref_slot == pairs.other_slot,
+        same_side=ref_slot == other_slot,
     )
 
 
@@ -224,7 +287,8 @@ def hands_in_view(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np
     with np.errstate(invalid="ignore"):
         u, v = uv[..., 0], uv[..., 1]
         inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    return np.asarray(valid, bool) & inside[..., WRIST] & (inside.mean(axis=-1) >= fraction)
+    inside_count = np.count_nonzero(inside, axis=-1)
+    return np.asarray(valid, bool) & inside[..., WRIST] & (inside_count >= fraction * inside.shape[-1])
 
 
 def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np.ndarray,
@@ -235,4 +299,4 @@ def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: 
 
     v = np.asarray(valid, bool)
     cam = np.asarray(keypoints_cam, np.float64)[v]
-    return norm_last(project(cam, K) - np.asarray(keypoints_2d)[v]).mean(axis=-1)
+    return keypoint_mean(norm_last(project(cam, K) - np.asarray(keypoints_2d)[v]))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hand_metrics import norm_last
+from .batched import chunk_slices, components_first, keypoint_mean, linear_map, norm_first, relative_poses
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -37,8 +37,9 @@ def stride_pairs(source_index: np.ndarray, stride: int) -> tuple[np.ndarray, np.
 @dataclass(frozen=True)
 class MotionSamples:
     """Per (pair, hand) samples of one variant: ``error_m`` (S,) mean keypoint motion error (m),
-    ``true_m`` (S,) mean keypoint motion of the ground truth (m), ``est`` / ``gt`` (S, 21, 3) motions
-    (m) kept for the per-episode scale alignment."""
+    ``true_m`` (S,) mean keypoint motion of the ground truth (m), ``est`` / ``gt`` (3, S, 21) motions
+    (m, component-major, see :func:`~.batched.components_first`) kept for the per-episode scale
+    alignment."""
 
     error_m: np.ndarray
     true_m: np.ndarray
@@ -47,58 +48,88 @@ class MotionSamples:
 
     @classmethod
     def empty(cls) -> MotionSamples:
-        return cls(np.zeros(0), np.zeros(0), np.zeros((0, 21, 3)), np.zeros((0, 21, 3)))
+        return cls(np.zeros(0), np.zeros(0), np.zeros((3, 0, 21)), np.zeros((3, 0, 21)))
 
 
-def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, T_world_ci: np.ndarray | None,
-                    T_world_cj: np.ndarray | None) -> np.ndarray:
-    """Motion (S, 21, 3) m of keypoints ``kp_i`` -> ``kp_j`` (S, 21, 3), in camera i. Without poses
-    (None), camera frame only: ``kp_j - kp_i``."""
-    if T_world_ci is None:
+def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, R_ij: np.ndarray | None = None,
+                    t_ij: np.ndarray | None = None) -> np.ndarray:
+    """Motion (3, S, 21) m of component-major keypoints ``kp_i`` -> ``kp_j`` (3, S, 21), in camera i,
+    given camera j -> camera i as R_ij (S, 3, 3), t_ij (S, 3) m (:func:`~.batched.relative_poses`).
+    Without them, camera frame only: ``kp_j - kp_i``. Keeps the keypoints' dtype."""
+    if R_ij is None:
         return kp_j - kp_i
-    R_i = T_world_ci[:, :3, :3]
-    # camera j -> camera i: R_ij = R_i^T R_j, t_ij = R_i^T (t_j - t_i); as row vectors p R_ij^T + t_ij
-    R_ij = np.swapaxes(R_i, 1, 2) @ T_world_cj[:, :3, :3]
-    t_ij = np.einsum("sji,sj->si", R_i, T_world_cj[:, :3, 3] - T_world_ci[:, :3, 3])
-    dtype = np.result_type(kp_i, kp_j)  # float32 keypoints stay float32: half the memory traffic
-    return kp_j @ np.swapaxes(R_ij, 1, 2).astype(dtype) + (t_ij[:, None, :].astype(dtype) - kp_i)
+    moved = linear_map(R_ij, kp_j, t_ij.T)
+    moved -= kp_i
+    return moved
+
+
+def _variants_of_chunk(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
+                       rows_i: np.ndarray, rows_j: np.ndarray, est_T: np.ndarray | None,
+                       gt_T: np.ndarray | None, camera_ok: np.ndarray | None) -> dict[str, MotionSamples]:
+    bi, bj = est_for_gt[rows_i], est_for_gt[rows_j]  # (P, 2)
+    p, h = np.nonzero((bi >= 0) & (bi == bj))
+    i, j, b = rows_i[p], rows_j[p], bi[p, h]
+    gt_i, gt_j, est_i, est_j = (components_first(x) for x in (gt_cam[i, h], gt_cam[j, h], est_cam[i, b], est_cam[j, b]))
+    out = {"camera_frame": _samples(keypoint_motion(est_i, est_j), keypoint_motion(gt_i, gt_j))}
+    if est_T is not None:
+        (Re, te), (Rg, tg) = relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j)
+        est = keypoint_motion(est_i, est_j, Re[p], te[p])
+        gt = keypoint_motion(gt_i, gt_j, Rg[p], tg[p])
+        both = (camera_ok[rows_i] & camera_ok[rows_j])[p]
+        if not both.all():
+            est, gt = est[:, both], gt[:, both]
+        out["with_camera"] = _samples(est, gt)
+    return out
+
+
+def _samples(est: np.ndarray, gt: np.ndarray) -> MotionSamples:
+    """Samples of motions (3, S, 21), keeping those finite in both tracks (a NaN or inf anywhere
+    makes the error or the true motion non-finite)."""
+    error, true = keypoint_mean(norm_first(est - gt)), keypoint_mean(norm_first(gt))
+    keep = np.isfinite(error) & np.isfinite(true)
+    if not keep.all():
+        return MotionSamples(error[keep], true[keep], est[:, keep], gt[:, keep])
+    return MotionSamples(error, true, est, gt)
+
+
+def motion_variants(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
+                    rows_i: np.ndarray, rows_j: np.ndarray,
+                    est_T: np.ndarray | None = None, gt_T: np.ndarray | None = None,
+                    camera_ok: np.ndarray | None = None) -> dict[str, MotionSamples]:
+    """Samples of both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
+    (``with_camera`` only when poses are given); the hands are gathered once for both.
+
+    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
+    slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
+    hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
+    With poses ``est_T`` / ``gt_T`` (M, 4, 4), ``with_camera`` includes each track's own camera
+    motion and a pair also needs ``camera_ok`` (M,) at i and j.
+    """
+    if (est_T is None) != (gt_T is None) or (est_T is not None and camera_ok is None):
+        raise ValueError("with_camera needs est_T, gt_T and camera_ok together")
+    chunks = [_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], est_T, gt_T, camera_ok)
+              for c in chunk_slices(len(rows_i))]
+    names = ["camera_frame"] + ([] if est_T is None else ["with_camera"])
+    return {name: concat([c[name] for c in chunks]) for name in names}
 
 
 def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
                    rows_i: np.ndarray, rows_j: np.ndarray,
                    est_T: np.ndarray | None = None, gt_T: np.ndarray | None = None,
                    camera_ok: np.ndarray | None = None) -> MotionSamples:
-    """Samples for the pairs ``(rows_i, rows_j)`` of aligned frames.
-
-    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
-    slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
-    hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
-    With poses ``est_T`` / ``gt_T`` (M, 4, 4), motion includes each track's own camera motion and a
-    pair also needs ``camera_ok`` (M,) at i and j.
-    """
-    bi, bj = est_for_gt[rows_i], est_for_gt[rows_j]  # (P, 2)
-    ok = (bi >= 0) & (bi == bj)
-    if camera_ok is not None:
-        ok &= (camera_ok[rows_i] & camera_ok[rows_j])[:, None]
-    p, h = np.nonzero(ok)
-    if not len(p):
-        return MotionSamples.empty()
-    i, j, b = rows_i[p], rows_j[p], bi[p, h]
-    gt = keypoint_motion(gt_cam[i, h], gt_cam[j, h], None if gt_T is None else gt_T[i],
-                         None if gt_T is None else gt_T[j])
-    est = keypoint_motion(est_cam[i, b], est_cam[j, b], None if est_T is None else est_T[i],
-                          None if est_T is None else est_T[j])
-    keep = np.isfinite(gt.sum(axis=(1, 2))) & np.isfinite(est.sum(axis=(1, 2)))
-    if not keep.all():
-        gt, est = gt[keep], est[keep]
-    return MotionSamples(norm_last(est - gt).mean(axis=-1), norm_last(gt).mean(axis=-1), est, gt)
+    """One variant of :func:`motion_variants`: ``with_camera`` when poses are given, else
+    ``camera_frame``."""
+    variants = motion_variants(est_cam, gt_cam, est_for_gt, rows_i, rows_j, est_T, gt_T, camera_ok)
+    return variants["camera_frame" if est_T is None else "with_camera"]
 
 
 def concat(samples: list[MotionSamples]) -> MotionSamples:
     if not samples:
         return MotionSamples.empty()
-    fields = ("error_m", "true_m", "est", "gt")
-    return MotionSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in fields))
+    if len(samples) == 1:
+        return samples[0]
+    return MotionSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in ("error_m", "true_m")),
+                         *(np.concatenate([getattr(s, f) for s in samples], axis=1) for f in ("est", "gt")))
 
 
 def motion_scale(samples: MotionSamples) -> float:
@@ -112,4 +143,4 @@ def scale_aligned_error(samples: MotionSamples, scale: float) -> np.ndarray:
     """Per-sample error (m) after multiplying the estimated motions by ``scale``."""
     if not np.isfinite(scale):
         return np.full(len(samples.error_m), np.nan)
-    return norm_last(scale * samples.est - samples.gt).mean(axis=-1)
+    return keypoint_mean(norm_first(scale * samples.est - samples.gt))

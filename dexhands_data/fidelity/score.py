@@ -38,12 +38,19 @@ class HandSamples:
 
 @dataclass
 class MotionResult:
-    """One stride and motion variant: the samples, their errors after the per-episode scale
-    alignment (m), and the episode scales (one per episode pooled)."""
+    """One stride and motion variant, per sample (S,): the error and the true motion's size (m, see
+    :class:`~.motion_metrics.MotionSamples`) and the error after the per-episode scale alignment (m);
+    ``scales`` the episode scales (one per episode pooled)."""
 
-    samples: mm.MotionSamples
+    error_m: np.ndarray
+    true_m: np.ndarray
     aligned_error_m: np.ndarray
     scales: list[float]
+
+    @classmethod
+    def of_episode(cls, samples: mm.MotionSamples) -> MotionResult:
+        scale = mm.motion_scale(samples)
+        return cls(samples.error_m, samples.true_m, mm.scale_aligned_error(samples, scale), [scale])
 
 
 @dataclass
@@ -106,19 +113,9 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
 def _motion(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
             with_camera: bool) -> dict[str, MotionResult]:
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
-    variants: dict[str, mm.MotionSamples] = {
-        "camera_frame": mm.motion_samples(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j)}
-    if with_camera:
-        variants["with_camera"] = mm.motion_samples(
-            est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, est.T_world_cam, gt.T_world_cam,
-            est.camera_valid & gt.camera_valid)
-    out = {}
-    for name in mm.MOTION_VARIANTS:
-        if name in variants:
-            s = variants[name]
-            scale = mm.motion_scale(s)
-            out[name] = MotionResult(s, mm.scale_aligned_error(s, scale), [scale])
-    return out
+    poses = (est.T_world_cam, gt.T_world_cam, est.camera_valid & gt.camera_valid) if with_camera else ()
+    variants = mm.motion_variants(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, *poses)
+    return {name: MotionResult.of_episode(variants[name]) for name in mm.MOTION_VARIANTS if name in variants}
 
 
 def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...] = DEFAULT_STRIDES,
@@ -126,7 +123,7 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     """Score ``est`` against ``gt`` on the frames both hold (see the module doc)."""
     check_pair(est, gt)
     est_rows, gt_rows = align_frames(est, gt)
-    e, g = est.subset(est_rows), gt.subset(gt_rows)
+    e, g = est.subset(est_rows), gt.subset(gt_rows)  # no copy where the rows are all, in order
     K, Ke = g.intrinsics, e.intrinsics
     notes = []
     grid = (K.width / Ke.width, K.height / Ke.height)
@@ -162,8 +159,8 @@ def pool(scores: list[EpisodeScore], name: str = "ALL") -> EpisodeScore:
         for variant in mm.MOTION_VARIANTS:
             rs = [s.motion[stride][variant] for s in scores if variant in s.motion.get(stride, {})]
             if rs:
-                motion[stride][variant] = MotionResult(mm.concat([r.samples for r in rs]),
-                                                       np.concatenate([r.aligned_error_m for r in rs]),
+                motion[stride][variant] = MotionResult(*(np.concatenate([getattr(r, f) for r in rs])
+                                                         for f in ("error_m", "true_m", "aligned_error_m")),
                                                        [x for r in rs for x in r.scales])
     with_cam = [s for s in scores if s.camera is not None]
     camera = None
