@@ -9,6 +9,8 @@ intermediates hit the cache instead of memory. Every function keeps its input's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: Rows per chunk (frames, hand pairs or frame pairs): a chunk's (rows, 21, 3) float32 arrays are
@@ -55,37 +57,64 @@ def norm_first(v: np.ndarray) -> np.ndarray:
 
 
 def linear_map(M: np.ndarray, X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
-    """``M[p] @ x + offset[p]`` for component-major points X (3, P, K): one 3 x 3 matrix M (P, 3, 3)
-    and one offset (3, P) per row p; in X's dtype."""
+    """``M[:, :, p] @ x + offset[:, p]`` for component-major points X (3, P, K): one 3 x 3 matrix per
+    row p, component-major M (3, 3, P) (a (P, 3, 3) stack passes as ``np.moveaxis(M, 0, -1)``), and
+    one offset (3, P); in X's dtype."""
     M = np.asarray(M, X.dtype)
     out = np.empty_like(X)
     for a in range(3):
-        np.multiply(X[0], M[:, a, 0, None], out=out[a])
-        out[a] += X[1] * M[:, a, 1, None]
-        out[a] += X[2] * M[:, a, 2, None]
+        np.multiply(X[0], M[a, 0][:, None], out=out[a])
+        out[a] += X[1] * M[a, 1][:, None]
+        out[a] += X[2] * M[a, 2][:, None]
         if offset is not None:
             out[a] += np.asarray(offset[a], X.dtype)[:, None]
     return out
 
 
-def relative_poses(T_world_cam: np.ndarray, rows_i: np.ndarray, rows_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``T_ci_cj = inv(T_world_ci) @ T_world_cj`` of the frame pairs as rotations R (P, 3, 3) and
-    translations t (P, 3): ``R = R_i^T R_j``, ``t = R_i^T (t_j - t_i)`` (camera j -> camera i). The
-    rigid form, not the 4 x 4 product: a pose whose homogeneous entry is not exactly 1 (EgoDex stores
-    0.99999976) does not leak its absolute position into the relative translation."""
-    Ti, Tj = T_world_cam[rows_i], T_world_cam[rows_j]
-    Ri_T = np.swapaxes(Ti[:, :3, :3], 1, 2)
-    return Ri_T @ Tj[:, :3, :3], (Ri_T @ (Tj[:, :3, 3] - Ti[:, :3, 3])[:, :, None])[:, :, 0]
+@dataclass(frozen=True)
+class RelativePoses:
+    """``T_ci_cj = inv(T_world_ci) @ T_world_cj`` of P frame pairs (camera j -> camera i), component-
+    major: rotations R (3, 3, P), translations t (3, P) m (or the track's unit)."""
+
+    R: np.ndarray
+    t: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t.shape[1])
+
+    def subset(self, rows: np.ndarray) -> RelativePoses:
+        return RelativePoses(self.R[..., rows], self.t[:, rows])
+
+
+def relative_poses(T_world_cam: np.ndarray, rows_i: np.ndarray, rows_j: np.ndarray) -> RelativePoses:
+    """The relative poses of the frame pairs ``(rows_i, rows_j)`` of poses ``T_world_cam`` (M, 4, 4):
+    ``R = R_i^T R_j``, ``t = R_i^T (t_j - t_i)``. The rigid form, not the 4 x 4 product: a pose whose
+    homogeneous entry is not exactly 1 (EgoDex stores 0.99999976) does not leak its absolute
+    position into the relative translation."""
+    Ti = np.ascontiguousarray(np.moveaxis(T_world_cam[rows_i], 0, -1))  # (4, 4, P)
+    Tj = np.ascontiguousarray(np.moveaxis(T_world_cam[rows_j], 0, -1))
+    d = Tj[:3, 3] - Ti[:3, 3]
+    R = np.empty((3, 3, Ti.shape[-1]), T_world_cam.dtype)
+    t = np.empty((3, Ti.shape[-1]), T_world_cam.dtype)
+    for a in range(3):
+        t[a] = Ti[0, a] * d[0] + Ti[1, a] * d[1] + Ti[2, a] * d[2]
+        for b in range(3):
+            R[a, b] = Ti[0, a] * Tj[0, b] + Ti[1, a] * Tj[1, b] + Ti[2, a] * Tj[2, b]
+    return RelativePoses(R, t)
+
+
+def rotation_angles_deg(R: np.ndarray) -> np.ndarray:
+    """Rotation angles (deg) of component-major rotations R (3, 3, P), as ``atan2(sin, cos)`` from the
+    skew and trace parts: exact near 0 (``arccos`` of a trace just below 3 is not), and exactly 0
+    for the symmetric ``R_a^T R_a`` of a float32-rounded rotation compared with itself."""
+    sin2 = np.sqrt(np.square(R[2, 1] - R[1, 2]) + np.square(R[0, 2] - R[2, 0]) + np.square(R[1, 0] - R[0, 1]))
+    return np.degrees(np.arctan2(sin2 / 2.0, (R[0, 0] + R[1, 1] + R[2, 2] - 1.0) / 2.0))
 
 
 def angle_between_deg(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
-    """Rotation angle (deg) of ``Ra^T Rb`` for rotations (P, 3, 3), as ``atan2(sin, cos)`` from its
-    skew and trace parts (exact near 0, exactly 0 for ``Ra == Rb``); only the five entries that
-    need it are formed."""
-    def entry(a: int, b: int) -> np.ndarray:  # (Ra^T Rb)[a, b]
-        return Ra[:, 0, a] * Rb[:, 0, b] + Ra[:, 1, a] * Rb[:, 1, b] + Ra[:, 2, a] * Rb[:, 2, b]
-
-    trace = (Ra * Rb).reshape(len(Ra), 9) @ np.ones(9, Ra.dtype)
-    sin2 = np.sqrt(np.square(entry(2, 1) - entry(1, 2)) + np.square(entry(0, 2) - entry(2, 0))
-                   + np.square(entry(1, 0) - entry(0, 1)))
-    return np.degrees(np.arctan2(sin2 / 2.0, (trace - 1.0) / 2.0))
+    """Rotation angles (deg) of ``Ra^T Rb`` for component-major rotations (3, 3, P)."""
+    M = np.empty_like(Ra)
+    for a in range(3):
+        for b in range(3):
+            M[a, b] = Ra[0, a] * Rb[0, b] + Ra[1, a] * Rb[1, b] + Ra[2, a] * Rb[2, b]
+    return rotation_angles_deg(M)

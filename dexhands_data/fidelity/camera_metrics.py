@@ -21,19 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import angle_between_deg, relative_poses
+from .batched import RelativePoses, angle_between_deg, norm_first, relative_poses, rotation_angles_deg
 
 MIN_TRANSLATION_M = 0.01
-
-
-def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
-    """Rotation angle (deg) of rotation matrices (..., 3, 3), as ``atan2(sin, cos)`` from the skew and
-    trace parts: exact near 0 (``arccos`` of a trace just below 3 is not), and exactly 0 for the
-    symmetric ``R_a^T R_a`` of a float32-rounded rotation compared with itself."""
-    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
-    axial = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
-                      R[..., 1, 0] - R[..., 0, 1]], -1)
-    return np.degrees(np.arctan2(np.linalg.norm(axial, axis=-1) / 2.0, cos))
 
 
 @dataclass(frozen=True)
@@ -58,18 +48,23 @@ def camera_samples(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_
     """Samples for the pairs ``(rows_i, rows_j)``; ``valid`` (M,) both tracks' cameras valid."""
     ok = valid[rows_i] & valid[rows_j]
     i, j = rows_i[ok], rows_j[ok]
-    if not len(i):
+    return pair_samples(relative_poses(est_T, i, j), relative_poses(gt_T, i, j), min_translation_m)
+
+
+def pair_samples(est: RelativePoses, gt: RelativePoses, min_translation_m: float = MIN_TRANSLATION_M) -> CameraSamples:
+    """Samples of the pairs whose relative poses both tracks give (all of them count)."""
+    if not len(gt):
         return CameraSamples.empty()
-    (Re, te), (Rg, tg) = relative_poses(est_T, i, j), relative_poses(gt_T, i, j)
-    rot = angle_between_deg(Re, Rg)
-    ne, ng = np.linalg.norm(te, axis=1), np.linalg.norm(tg, axis=1)
+    rot = angle_between_deg(est.R, gt.R)
+    ne, ng = norm_first(est.t), norm_first(gt.t)
     moved = ng > min_translation_m
+    te, tg = est.t[:, moved], gt.t[:, moved]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.einsum("pi,pi->p", te[moved], tg[moved]) / (ne[moved] * ng[moved])
+        cos = (te * tg).sum(axis=0) / (ne[moved] * ng[moved])
         direction = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
         direction[ne[moved] == 0] = 90.0
         ratio = ne[moved] / ng[moved]
-    return CameraSamples(rot, direction, ratio, rotation_angle_deg(Rg), ng)
+    return CameraSamples(rot, direction, ratio, rotation_angles_deg(gt.R), ng)
 
 
 def concat(samples: list[CameraSamples]) -> CameraSamples:
@@ -86,5 +81,5 @@ def end_rotation_error_deg(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarra
     if len(rows) < 2:
         return float("nan"), float("nan")
     i, j = rows[:1], rows[-1:]
-    (Re, _), (Rg, _) = relative_poses(est_T, i, j), relative_poses(gt_T, i, j)
-    return float(angle_between_deg(Re, Rg)[0]), float(rotation_angle_deg(Rg)[0])
+    est, gt = relative_poses(est_T, i, j), relative_poses(gt_T, i, j)
+    return float(angle_between_deg(est.R, gt.R)[0]), float(rotation_angles_deg(gt.R)[0])

@@ -213,7 +213,7 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
     float64 sets to ~1e-12)."""
     Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
     M, Xc, _, my = _similarity(Xs, Ys, scale)
-    out = np.ascontiguousarray(np.moveaxis(linear_map(M, Xc, my[..., 0]), 0, -1))
+    out = np.ascontiguousarray(np.moveaxis(linear_map(np.moveaxis(M, 0, -1), Xc, my[..., 0]), 0, -1))
     out[~ok] = np.nan
     return out
 
@@ -223,7 +223,7 @@ def procrustes_error_batch(source: np.ndarray, target: np.ndarray) -> np.ndarray
     aligned by :func:`procrustes_align_batch` (with scale); NaN for rows with a non-finite point."""
     Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
     M, Xc, Yc, _ = _similarity(Xs, Ys, True)
-    residual = linear_map(M, Xc)
+    residual = linear_map(np.moveaxis(M, 0, -1), Xc)
     residual -= Yc
     error = keypoint_mean(norm_first(residual))
     error[~ok] = np.nan

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import chunk_slices, components_first, keypoint_mean, linear_map, norm_first, relative_poses
+from .batched import RelativePoses, chunk_slices, components_first, keypoint_mean, linear_map, norm_first, relative_poses
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -51,34 +51,33 @@ class MotionSamples:
         return cls(np.zeros(0), np.zeros(0), np.zeros((3, 0, 21)), np.zeros((3, 0, 21)))
 
 
-def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, R_ij: np.ndarray | None = None,
-                    t_ij: np.ndarray | None = None) -> np.ndarray:
+def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, poses: RelativePoses | None = None) -> np.ndarray:
     """Motion (3, S, 21) m of component-major keypoints ``kp_i`` -> ``kp_j`` (3, S, 21), in camera i,
-    given camera j -> camera i as R_ij (S, 3, 3), t_ij (S, 3) m (:func:`~.batched.relative_poses`).
-    Without them, camera frame only: ``kp_j - kp_i``. Keeps the keypoints' dtype."""
-    if R_ij is None:
+    given one relative pose camera j -> camera i per sample. Without poses, camera frame only:
+    ``kp_j - kp_i``. Keeps the keypoints' dtype."""
+    if poses is None:
         return kp_j - kp_i
-    moved = linear_map(R_ij, kp_j, t_ij.T)
+    moved = linear_map(poses.R, kp_j, poses.t)
     moved -= kp_i
     return moved
 
 
 def _variants_of_chunk(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
-                       rows_i: np.ndarray, rows_j: np.ndarray, est_T: np.ndarray | None,
-                       gt_T: np.ndarray | None, camera_ok: np.ndarray | None) -> dict[str, MotionSamples]:
+                       rows_i: np.ndarray, rows_j: np.ndarray,
+                       cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None) -> dict[str, MotionSamples]:
     bi, bj = est_for_gt[rows_i], est_for_gt[rows_j]  # (P, 2)
     p, h = np.nonzero((bi >= 0) & (bi == bj))
     i, j, b = rows_i[p], rows_j[p], bi[p, h]
     gt_i, gt_j, est_i, est_j = (components_first(x) for x in (gt_cam[i, h], gt_cam[j, h], est_cam[i, b], est_cam[j, b]))
     out = {"camera_frame": _samples(keypoint_motion(est_i, est_j), keypoint_motion(gt_i, gt_j))}
-    if est_T is not None:
-        (Re, te), (Rg, tg) = relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j)
-        est = keypoint_motion(est_i, est_j, Re[p], te[p])
-        gt = keypoint_motion(gt_i, gt_j, Rg[p], tg[p])
-        both = (camera_ok[rows_i] & camera_ok[rows_j])[p]
+    if cameras is not None:
+        est_poses, gt_poses, pair_ok = cameras
+        both = pair_ok[p]
         if not both.all():
-            est, gt = est[:, both], gt[:, both]
-        out["with_camera"] = _samples(est, gt)
+            p = p[both]
+            gt_i, gt_j, est_i, est_j = gt_i[:, both], gt_j[:, both], est_i[:, both], est_j[:, both]
+        out["with_camera"] = _samples(keypoint_motion(est_i, est_j, est_poses.subset(p)),
+                                      keypoint_motion(gt_i, gt_j, gt_poses.subset(p)))
     return out
 
 
@@ -94,33 +93,37 @@ def _samples(est: np.ndarray, gt: np.ndarray) -> MotionSamples:
 
 def motion_variants(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
                     rows_i: np.ndarray, rows_j: np.ndarray,
-                    est_T: np.ndarray | None = None, gt_T: np.ndarray | None = None,
-                    camera_ok: np.ndarray | None = None) -> dict[str, MotionSamples]:
+                    cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None = None) -> dict[str, MotionSamples]:
     """Samples of both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
-    (``with_camera`` only when poses are given); the hands are gathered once for both.
+    (``with_camera`` only when cameras are given); the hands are gathered once for both.
 
     est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
     slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
     hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
-    With poses ``est_T`` / ``gt_T`` (M, 4, 4), ``with_camera`` includes each track's own camera
-    motion and a pair also needs ``camera_ok`` (M,) at i and j.
+    ``cameras`` = (estimated, true relative poses of the P pairs, :func:`~.batched.relative_poses`;
+    pair_ok (P,) both tracks' cameras valid at i and j): ``with_camera`` includes each track's own
+    camera motion, on the pairs that are ok.
     """
-    if (est_T is None) != (gt_T is None) or (est_T is not None and camera_ok is None):
-        raise ValueError("with_camera needs est_T, gt_T and camera_ok together")
-    chunks = [_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], est_T, gt_T, camera_ok)
-              for c in chunk_slices(len(rows_i))]
-    names = ["camera_frame"] + ([] if est_T is None else ["with_camera"])
-    return {name: concat([c[name] for c in chunks]) for name in names}
+    parts = []
+    for c in chunk_slices(len(rows_i)):
+        rows = np.arange(len(rows_i))[c]
+        chunk_cameras = None if cameras is None else (cameras[0].subset(rows), cameras[1].subset(rows), cameras[2][c])
+        parts.append(_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], chunk_cameras))
+    names = ["camera_frame"] + ([] if cameras is None else ["with_camera"])
+    return {name: concat([part[name] for part in parts]) for name in names}
 
 
 def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
                    rows_i: np.ndarray, rows_j: np.ndarray,
                    est_T: np.ndarray | None = None, gt_T: np.ndarray | None = None,
                    camera_ok: np.ndarray | None = None) -> MotionSamples:
-    """One variant of :func:`motion_variants`: ``with_camera`` when poses are given, else
-    ``camera_frame``."""
-    variants = motion_variants(est_cam, gt_cam, est_for_gt, rows_i, rows_j, est_T, gt_T, camera_ok)
-    return variants["camera_frame" if est_T is None else "with_camera"]
+    """One variant of :func:`motion_variants`: ``with_camera`` when poses ``est_T`` / ``gt_T``
+    (M, 4, 4) and ``camera_ok`` (M,) are given, else ``camera_frame``."""
+    cameras = None
+    if est_T is not None:
+        cameras = (relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j),
+                   camera_ok[rows_i] & camera_ok[rows_j])
+    return motion_variants(est_cam, gt_cam, est_for_gt, rows_i, rows_j, cameras)["camera_frame" if cameras is None else "with_camera"]
 
 
 def concat(samples: list[MotionSamples]) -> MotionSamples:

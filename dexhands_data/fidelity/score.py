@@ -15,6 +15,7 @@ import numpy as np
 from ..records import EpisodeError
 from . import camera_metrics as cm
 from . import motion_metrics as mm
+from .batched import relative_poses
 from .episodes import ScoredEpisode
 from .hand_metrics import PairErrors, hands_in_view, match_hands, pair_errors, reprojection_px
 from .pairing import align_frames, recording_key
@@ -110,12 +111,20 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
                        np.concatenate([h.consistency_px for h in hs]))
 
 
-def _motion(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
-            with_camera: bool) -> dict[str, MotionResult]:
+def _stride(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
+            with_camera: bool) -> tuple[dict[str, MotionResult], cm.CameraSamples | None]:
+    """Motion results and camera samples of one stride (the relative poses are computed once for both)."""
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
-    poses = (est.T_world_cam, gt.T_world_cam, est.camera_valid & gt.camera_valid) if with_camera else ()
-    variants = mm.motion_variants(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, *poses)
-    return {name: MotionResult.of_episode(variants[name]) for name in mm.MOTION_VARIANTS if name in variants}
+    cameras = None
+    if with_camera:
+        cameras = (relative_poses(est.T_world_cam, i, j), relative_poses(gt.T_world_cam, i, j),
+                   (est.camera_valid & gt.camera_valid)[i] & (est.camera_valid & gt.camera_valid)[j])
+    variants = mm.motion_variants(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, cameras)
+    motion = {name: MotionResult.of_episode(variants[name]) for name in mm.MOTION_VARIANTS if name in variants}
+    if cameras is None:
+        return motion, None
+    ok = np.flatnonzero(cameras[2])
+    return motion, cm.pair_samples(cameras[0].subset(ok), cameras[1].subset(ok))
 
 
 def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...] = DEFAULT_STRIDES,
@@ -136,14 +145,13 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     if not with_camera:
         notes.append(f"{est.dataset} episode {est.episode_id} has no camera poses: camera figures and "
                      "motion with camera skipped")
-    motion = {s: _motion(e, g, pairs.other_for_ref, s, with_camera) for s in strides}
+    by_stride = {s: _stride(e, g, pairs.other_for_ref, s, with_camera) for s in strides}
+    motion = {s: m for s, (m, _) in by_stride.items()}
     camera = None
     camera_end: list[tuple[float, float]] = []
     if with_camera:
-        valid = e.camera_valid & g.camera_valid
-        camera = {s: cm.camera_samples(e.T_world_cam, g.T_world_cam, valid,
-                                       *mm.stride_pairs(g.source_frame_index, s)) for s in strides}
-        camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, valid)]
+        camera = {s: c for s, (_, c) in by_stride.items()}
+        camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, e.camera_valid & g.camera_valid)]
     return EpisodeScore(recording_key(gt.source_path), est.episode_id, gt.episode_id, len(e), hands, motion,
                         camera, camera_end, notes)
 
