@@ -19,6 +19,7 @@ import pytest
 from dexhands_data.cli.main import main
 from dexhands_data.fidelity import camera_metrics as cm
 from dexhands_data.fidelity import motion_metrics as mm
+from dexhands_data.fidelity.batched import relative_poses
 from dexhands_data.fidelity.episodes import read_scored_episodes
 from dexhands_data.fidelity.figures import figures
 from dexhands_data.fidelity.hand_metrics import hands_in_view, match_hands, procrustes_align_batch
@@ -292,8 +293,46 @@ def test_motion_scale_alignment_removes_a_pure_scale():
     est = 1.5 * gt  # depth bias: everything 1.5x further, motion 1.5x larger
     for_gt = np.tile([0, 1], (6, 1))
     i, j = mm.stride_pairs(np.arange(6), 2)
-    s = mm.motion_samples(est, gt, for_gt, i, j)
-    assert np.all(s.error_m > 0)
-    scale = mm.motion_scale(s)
-    assert scale == pytest.approx(1 / 1.5, rel=1e-12)
-    np.testing.assert_allclose(mm.scale_aligned_error(s, scale), 0.0, atol=1e-12)
+    r = mm.motion_results(est, gt, for_gt, i, j)["camera_frame"]
+    assert len(r.error_m) == 2 * len(i) and np.all(r.error_m > 0)
+    assert r.scales[0] == pytest.approx(1 / 1.5, rel=1e-12)
+    np.testing.assert_allclose(r.aligned_error_m, 0.0, atol=1e-12)
+
+
+def test_scores_do_not_depend_on_the_chunking(gt_episode, monkeypatch):
+    """Scoring walks episodes in chunks of rows; 7-row chunks (pairs, hands and frame pairs split
+    everywhere) give the same samples as one chunk."""
+    from dexhands_data.fidelity import batched
+
+    est = copy.deepcopy(gt_episode)
+    rng = np.random.default_rng(5)
+    est.keypoints_cam = est.keypoints_cam + rng.normal(0, 0.01, est.keypoints_cam.shape).astype(np.float32)
+    spin = np.tile(np.eye(4), (len(est), 1, 1))
+    spin[:, :3, :3] = matrix_from_rotvec(np.radians(0.3) * np.arange(len(est))[:, None] * np.array([0.0, 0.0, 1.0]))
+    est.T_world_cam = est.T_world_cam @ spin
+    whole = score_episode(est, gt_episode, (1, 6))
+    monkeypatch.setattr(batched.chunk_slices, "__defaults__", (7,))
+    chunked = score_episode(est, gt_episode, (1, 6))
+    for f in ("kp2d_px", "mpjpe_cam_m", "pa_mpjpe_m", "wrist_depth_ratio"):
+        np.testing.assert_allclose(getattr(chunked.hands.errors, f), getattr(whole.hands.errors, f), rtol=1e-6)
+    for stride in (1, 6):
+        for variant, r in whole.motion[stride].items():
+            c = chunked.motion[stride][variant]
+            np.testing.assert_allclose(c.error_m, r.error_m, rtol=1e-6)
+            np.testing.assert_allclose(c.aligned_error_m, r.aligned_error_m, rtol=1e-5)
+            assert c.scales[0] == pytest.approx(r.scales[0], rel=1e-6)
+        np.testing.assert_allclose(chunked.camera[stride].rotation_deg, whole.camera[stride].rotation_deg)
+
+
+def test_relative_poses_are_rigid_and_a_held_still_estimate_has_no_direction():
+    n = 8
+    T_gt = np.tile(np.eye(4), (n, 1, 1))
+    T_gt[:, 0, 3] = 0.02 * np.arange(n)
+    T_gt[:, 3, 3] = 0.99999976  # as EgoDex stores it: the homogeneous entry must not scale anything
+    T_gt[:, :3, 3] += np.array([1.0, 1.6, -0.2])
+    i, j = mm.stride_pairs(np.arange(n), 1)
+    rel = relative_poses(T_gt, i, j)
+    np.testing.assert_allclose(rel.t, np.tile([[0.02], [0.0], [0.0]], (1, n - 1)), atol=1e-15)
+    held = np.tile(np.eye(4), (n, 1, 1))  # an estimate that never moves
+    s = cm.camera_samples(held, T_gt, np.ones(n, bool), i, j)
+    assert len(s.direction_deg) == n - 1 and np.all(s.direction_deg == 90.0)

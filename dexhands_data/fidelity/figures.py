@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from . import camera_metrics as cm
-from .score import EpisodeScore, HandSamples, MotionResult
+from .motion_metrics import MotionResult
+from .score import EpisodeScore, HandSamples
 
 
 def _num(x) -> float | None:

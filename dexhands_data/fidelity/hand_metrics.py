@@ -297,6 +297,8 @@ def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: 
     and ``keypoints_2d``, one value per valid hand (H,)."""
     from ..geometry import project
 
-    v = np.asarray(valid, bool)
-    cam = np.asarray(keypoints_cam, np.float64)[v]
-    return keypoint_mean(norm_last(project(cam, K) - np.asarray(keypoints_2d)[v]))
+    frame, slot = np.nonzero(np.asarray(valid, bool))
+    cam, uv = np.asarray(keypoints_cam), np.asarray(keypoints_2d)
+    parts = [keypoint_mean(norm_last(project(cam[frame[c], slot[c]], K) - uv[frame[c], slot[c]]))
+             for c in chunk_slices(len(frame))]
+    return np.concatenate(parts)

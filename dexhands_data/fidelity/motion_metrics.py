@@ -91,10 +91,34 @@ def _samples(est: np.ndarray, gt: np.ndarray) -> MotionSamples:
     return MotionSamples(error, true, est, gt)
 
 
-def motion_variants(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
-                    rows_i: np.ndarray, rows_j: np.ndarray,
-                    cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None = None) -> dict[str, MotionSamples]:
-    """Samples of both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
+@dataclass
+class MotionResult:
+    """One stride and motion variant, per sample (S,): the error and the true motion's size (m, see
+    :class:`MotionSamples`) and the error after the per-episode scale alignment (m); ``scales`` the
+    episode scales (one per episode pooled)."""
+
+    error_m: np.ndarray
+    true_m: np.ndarray
+    aligned_error_m: np.ndarray
+    scales: list[float]
+
+    @classmethod
+    def of_chunks(cls, chunks: list[MotionSamples]) -> MotionResult:
+        """The result of one episode's samples, given in chunks (the scale is fitted over all)."""
+        scale = motion_scale(chunks)
+        return cls(np.concatenate([c.error_m for c in chunks]), np.concatenate([c.true_m for c in chunks]),
+                   np.concatenate([scale_aligned_error(c, scale) for c in chunks]), [scale])
+
+    @classmethod
+    def pooled(cls, results: list[MotionResult]) -> MotionResult:
+        return cls(*(np.concatenate([getattr(r, f) for r in results]) for f in ("error_m", "true_m", "aligned_error_m")),
+                   [x for r in results for x in r.scales])
+
+
+def motion_results(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
+                   rows_i: np.ndarray, rows_j: np.ndarray,
+                   cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None = None) -> dict[str, MotionResult]:
+    """Both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
     (``with_camera`` only when cameras are given); the hands are gathered once for both.
 
     est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
@@ -109,37 +133,16 @@ def motion_variants(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndar
         rows = np.arange(len(rows_i))[c]
         chunk_cameras = None if cameras is None else (cameras[0].subset(rows), cameras[1].subset(rows), cameras[2][c])
         parts.append(_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], chunk_cameras))
-    names = ["camera_frame"] + ([] if cameras is None else ["with_camera"])
-    return {name: concat([part[name] for part in parts]) for name in names}
+    names = [n for n in MOTION_VARIANTS if n in parts[0]]
+    return {name: MotionResult.of_chunks([part[name] for part in parts]) for name in names}
 
 
-def motion_samples(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
-                   rows_i: np.ndarray, rows_j: np.ndarray,
-                   est_T: np.ndarray | None = None, gt_T: np.ndarray | None = None,
-                   camera_ok: np.ndarray | None = None) -> MotionSamples:
-    """One variant of :func:`motion_variants`: ``with_camera`` when poses ``est_T`` / ``gt_T``
-    (M, 4, 4) and ``camera_ok`` (M,) are given, else ``camera_frame``."""
-    cameras = None
-    if est_T is not None:
-        cameras = (relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j),
-                   camera_ok[rows_i] & camera_ok[rows_j])
-    return motion_variants(est_cam, gt_cam, est_for_gt, rows_i, rows_j, cameras)["camera_frame" if cameras is None else "with_camera"]
-
-
-def concat(samples: list[MotionSamples]) -> MotionSamples:
-    if not samples:
-        return MotionSamples.empty()
-    if len(samples) == 1:
-        return samples[0]
-    return MotionSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in ("error_m", "true_m")),
-                         *(np.concatenate([getattr(s, f) for s in samples], axis=1) for f in ("est", "gt")))
-
-
-def motion_scale(samples: MotionSamples) -> float:
-    """Least-squares scale of the estimated motions onto the true ones (NaN without motion)."""
-    e, g = samples.est.reshape(-1), samples.gt.reshape(-1)
-    den = float(e @ e)
-    return float(e @ g) / den if den > 0 else float("nan")
+def motion_scale(chunks: list[MotionSamples]) -> float:
+    """Least-squares scale of the estimated motions onto the true ones (NaN without motion); sums
+    per chunk, added in float64."""
+    num = sum(float(np.dot(c.est.ravel(), c.gt.ravel())) for c in chunks)
+    den = sum(float(np.dot(c.est.ravel(), c.est.ravel())) for c in chunks)
+    return num / den if den > 0 else float("nan")
 
 
 def scale_aligned_error(samples: MotionSamples, scale: float) -> np.ndarray:

@@ -38,23 +38,6 @@ class HandSamples:
 
 
 @dataclass
-class MotionResult:
-    """One stride and motion variant, per sample (S,): the error and the true motion's size (m, see
-    :class:`~.motion_metrics.MotionSamples`) and the error after the per-episode scale alignment (m);
-    ``scales`` the episode scales (one per episode pooled)."""
-
-    error_m: np.ndarray
-    true_m: np.ndarray
-    aligned_error_m: np.ndarray
-    scales: list[float]
-
-    @classmethod
-    def of_episode(cls, samples: mm.MotionSamples) -> MotionResult:
-        scale = mm.motion_scale(samples)
-        return cls(samples.error_m, samples.true_m, mm.scale_aligned_error(samples, scale), [scale])
-
-
-@dataclass
 class EpisodeScore:
     """Raw samples of one episode pair (or of several, pooled). ``camera`` is None when the estimate
     has no camera poses; ``camera_end`` holds (error, true rotation) in deg at each episode's end."""
@@ -64,7 +47,7 @@ class EpisodeScore:
     gt_episode: str
     frames: int
     hands: HandSamples
-    motion: dict[int, dict[str, MotionResult]]
+    motion: dict[int, dict[str, mm.MotionResult]]
     camera: dict[int, cm.CameraSamples] | None
     camera_end: list[tuple[float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -112,15 +95,14 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
 
 
 def _stride(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
-            with_camera: bool) -> tuple[dict[str, MotionResult], cm.CameraSamples | None]:
+            with_camera: bool) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
     """Motion results and camera samples of one stride (the relative poses are computed once for both)."""
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
     cameras = None
     if with_camera:
         cameras = (relative_poses(est.T_world_cam, i, j), relative_poses(gt.T_world_cam, i, j),
                    (est.camera_valid & gt.camera_valid)[i] & (est.camera_valid & gt.camera_valid)[j])
-    variants = mm.motion_variants(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, cameras)
-    motion = {name: MotionResult.of_episode(variants[name]) for name in mm.MOTION_VARIANTS if name in variants}
+    motion = mm.motion_results(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, cameras)
     if cameras is None:
         return motion, None
     ok = np.flatnonzero(cameras[2])
@@ -161,15 +143,13 @@ def pool(scores: list[EpisodeScore], name: str = "ALL") -> EpisodeScore:
     if not scores:
         raise ValueError("nothing to pool")
     hands = pool_hands([s.hands for s in scores])
-    motion: dict[int, dict[str, MotionResult]] = {}
+    motion: dict[int, dict[str, mm.MotionResult]] = {}
     for stride in scores[0].motion:
         motion[stride] = {}
         for variant in mm.MOTION_VARIANTS:
             rs = [s.motion[stride][variant] for s in scores if variant in s.motion.get(stride, {})]
             if rs:
-                motion[stride][variant] = MotionResult(*(np.concatenate([getattr(r, f) for r in rs])
-                                                         for f in ("error_m", "true_m", "aligned_error_m")),
-                                                       [x for r in rs for x in r.scales])
+                motion[stride][variant] = mm.MotionResult.pooled(rs)
     with_cam = [s for s in scores if s.camera is not None]
     camera = None
     if with_cam:
