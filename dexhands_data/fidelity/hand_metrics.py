@@ -194,15 +194,14 @@ def _similarity(X: np.ndarray, Y: np.ndarray, scale: bool) -> tuple[np.ndarray, 
     return M, Xc, Yc, Y - Yc
 
 
-def _finite_sets(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Component-major (3, P, K) copies of point sets (P, K, 3) in a common float dtype, rows with a
-    non-finite point zeroed, and the mask of the finite rows (P,)."""
-    dtype = np.result_type(X, Y, np.float32)
-    Xs, Ys = components_first(X.astype(dtype, copy=False)), components_first(Y.astype(dtype, copy=False))
+def _finite_sets(Xs: np.ndarray, Ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Component-major point sets (3, P, K) in a common float dtype with the rows that hold a
+    non-finite point zeroed (in copies; the inputs are left alone), and the mask of the finite rows."""
+    dtype = np.result_type(Xs, Ys, np.float32)
+    Xs, Ys = Xs.astype(dtype, copy=False), Ys.astype(dtype, copy=False)
     ok = np.isfinite(keypoint_mean(Xs).sum(axis=0)) & np.isfinite(keypoint_mean(Ys).sum(axis=0))
     if not ok.all():
-        Xs[:, ~ok] = 0.0
-        Ys[:, ~ok] = 0.0
+        Xs, Ys = np.where(ok[:, None], Xs, 0.0).astype(dtype), np.where(ok[:, None], Ys, 0.0).astype(dtype)
     return Xs, Ys, ok
 
 
@@ -211,28 +210,29 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
     fits it to ``target`` (P, K, 3) in least squares (Umeyama), reflections excluded. Rows with a
     non-finite point come back NaN. Points keep their float dtype (float32 keypoints align to ~1e-8 m,
     float64 sets to ~1e-12)."""
-    Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
+    Xs, Ys, ok = _finite_sets(components_first(source), components_first(target))
     M, Xc, _, my = _similarity(Xs, Ys, scale)
     out = np.ascontiguousarray(np.moveaxis(linear_map(np.moveaxis(M, 0, -1), Xc, my[..., 0]), 0, -1))
     out[~ok] = np.nan
     return out
 
 
-def procrustes_error_batch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """PA-MPJPE: the mean point distance (P,) between each ``target`` (P, K, 3) and its ``source``
-    aligned by :func:`procrustes_align_batch` (with scale); NaN for rows with a non-finite point."""
-    Xs, Ys, ok = _finite_sets(np.asarray(source), np.asarray(target))
+def procrustes_align(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
+    """One (K, 3) point set aligned to another (see :func:`procrustes_align_batch`)."""
+    return procrustes_align_batch(np.asarray(source)[None], np.asarray(target)[None], scale)[0]
+
+
+def procrustes_errors(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """PA-MPJPE: the mean point distance (P,) between each component-major ``target`` (3, P, K) and its
+    ``source`` (3, P, K) aligned as :func:`procrustes_align_batch` aligns (with scale); NaN for rows
+    with a non-finite point."""
+    Xs, Ys, ok = _finite_sets(source, target)
     M, Xc, Yc, _ = _similarity(Xs, Ys, True)
     residual = linear_map(np.moveaxis(M, 0, -1), Xc)
     residual -= Yc
     error = keypoint_mean(norm_first(residual))
     error[~ok] = np.nan
     return error
-
-
-def procrustes_align(source: np.ndarray, target: np.ndarray, scale: bool = True) -> np.ndarray:
-    """One (K, 3) point set aligned to another (see :func:`procrustes_align_batch`)."""
-    return procrustes_align_batch(np.asarray(source)[None], np.asarray(target)[None], scale)[0]
 
 
 @dataclass(frozen=True)
@@ -263,16 +263,15 @@ def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray,
 def _pair_errors(frame: np.ndarray, ref_slot: np.ndarray, other_slot: np.ndarray, ref_2d: np.ndarray,
                  ref_cam: np.ndarray, other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
     r2, o2 = ref_2d[frame, ref_slot], other_2d[frame, other_slot]
-    rc, oc = ref_cam[frame, ref_slot], other_cam[frame, other_slot]
-    d = oc - rc
-    root = keypoint_mean(norm_last(d - d[:, WRIST:WRIST + 1]))
+    rc, oc = components_first(ref_cam[frame, ref_slot]), components_first(other_cam[frame, other_slot])
+    d = oc - rc  # (3, P, 21)
     with np.errstate(invalid="ignore", divide="ignore"):
-        depth_ratio = oc[:, WRIST, 2] / rc[:, WRIST, 2]
+        depth_ratio = oc[2][:, WRIST] / rc[2][:, WRIST]
     return PairErrors(
         kp2d_px=norm_last(o2 - r2),
-        mpjpe_cam_m=keypoint_mean(norm_last(d)),
-        mpjpe_root_m=root,
-        pa_mpjpe_m=procrustes_error_batch(oc, rc),
+        mpjpe_cam_m=keypoint_mean(norm_first(d)),
+        mpjpe_root_m=keypoint_mean(norm_first(d - d[:, :, WRIST, None])),
+        pa_mpjpe_m=procrustes_errors(oc, rc),
         wrist_depth_ratio=depth_ratio,
         same_side=ref_slot == other_slot,
     )
