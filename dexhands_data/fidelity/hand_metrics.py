@@ -132,13 +132,14 @@ def _polar_rotations(H: np.ndarray, max_iterations: int = 12, tol: float = 1e-10
     """Orthogonal polar factors Q of a batch of float64 3 x 3 matrices H = Q P (P symmetric positive
     semi-definite), by Newton's iteration Q <- (g Q + Q^-T / g) / 2 with Higham's Frobenius scaling g,
     on the nine entries as rows of a (9, P) array (one cofactor inverse per step, no per-matrix LAPACK
-    call). Convergence is quadratic: once no entry of any matrix changed by more than ``tol`` in a
-    step, all are accurate to rounding (hands need 5-6 steps). Returns Q (P, 3, 3) and ok (P,):
-    det(H) > 0 and Q orthogonal to 1e-10 (where det(H) <= 0 the best rotation is not the polar
-    factor; the caller redoes those)."""
+    call). Convergence is quadratic: once no entry of a matrix changes by more than ``tol`` in a step,
+    Q equals Q^-T to rounding, i.e. is orthogonal; the iteration stops when all have (hands need 5-6
+    steps). Returns Q (P, 3, 3) and ok (P,): det(H) > 0 and converged (where det(H) <= 0 the best
+    rotation is not the polar factor; the caller redoes those)."""
     n = len(H)
     q = np.ascontiguousarray(H.reshape(n, 9).T)
     det_h = None
+    converged = np.zeros(n, bool)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for _ in range(max_iterations):
             c, det = _cofactors(q)
@@ -146,14 +147,12 @@ def _polar_rotations(H: np.ndarray, max_iterations: int = 12, tol: float = 1e-10
             inv = 1.0 / det  # Q^-T = cofactors / det
             g = np.sqrt(np.sqrt(np.einsum("ia,ia->a", c, c) * inv * inv / np.einsum("ia,ia->a", q, q)))
             new = (0.5 * g) * q + (0.5 * inv / g) * c
-            change = np.abs(new - q)
+            converged = functools.reduce(np.maximum, np.abs(new - q)) <= tol  # NaN: never
             q = new
-            if not np.any(functools.reduce(np.maximum, change) > tol):  # NaN rows count as done
+            if converged.all() or not np.isfinite(q[:, ~converged]).any():
                 break
-        Q = np.ascontiguousarray(q.T).reshape(n, 3, 3)
-        gram = np.swapaxes(Q, 1, 2) @ Q
-        ok = (det_h > 1e-12 * np.abs(H).sum(axis=(1, 2)) ** 3) & (np.abs(gram - np.eye(3)).max(axis=(1, 2)) < 1e-10)
-    return Q, ok
+        ok = (det_h > 1e-12 * np.abs(H.reshape(n, 9)).sum(axis=1) ** 3) & converged
+    return np.ascontiguousarray(q.T).reshape(n, 3, 3), ok
 
 
 def _kabsch(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
