@@ -308,13 +308,15 @@ def test_scores_do_not_depend_on_the_chunking(gt_episode, monkeypatch):
     rng = np.random.default_rng(5)
     est.keypoints_cam = est.keypoints_cam + rng.normal(0, 0.01, est.keypoints_cam.shape).astype(np.float32)
     spin = np.tile(np.eye(4), (len(est), 1, 1))
-    spin[:, :3, :3] = matrix_from_rotvec(np.radians(0.3) * np.arange(len(est))[:, None] * np.array([0.0, 0.0, 1.0]))
+    angles = np.radians(0.3) * np.arange(len(est))
+    spin[:, :3, :3] = matrix_from_rotvec(angles[:, None] * np.array([0.0, 0.0, 1.0]))
     est.T_world_cam = est.T_world_cam @ spin
     whole = score_episode(est, gt_episode, (1, 6))
     monkeypatch.setattr(batched.chunk_slices, "__defaults__", (7,))
     chunked = score_episode(est, gt_episode, (1, 6))
     for f in ("kp2d_px", "mpjpe_cam_m", "pa_mpjpe_m", "wrist_depth_ratio"):
-        np.testing.assert_allclose(getattr(chunked.hands.errors, f), getattr(whole.hands.errors, f), rtol=1e-6)
+        np.testing.assert_allclose(getattr(chunked.hands.errors, f), getattr(whole.hands.errors, f),
+                                   rtol=1e-6)
     for stride in (1, 6):
         for variant, r in whole.motion[stride].items():
             c = chunked.motion[stride][variant]

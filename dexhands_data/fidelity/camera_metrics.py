@@ -51,7 +51,8 @@ def camera_samples(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_
     return pair_samples(relative_poses(est_T, i, j), relative_poses(gt_T, i, j), min_translation_m)
 
 
-def pair_samples(est: RelativePoses, gt: RelativePoses, min_translation_m: float = MIN_TRANSLATION_M) -> CameraSamples:
+def pair_samples(est: RelativePoses, gt: RelativePoses,
+                 min_translation_m: float = MIN_TRANSLATION_M) -> CameraSamples:
     """Samples of the pairs whose relative poses both tracks give (all of them count)."""
     if not len(gt):
         return CameraSamples.empty()

@@ -128,7 +128,8 @@ def _cofactors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return c, a00 * c[0] + a01 * c[1] + a02 * c[2]
 
 
-def _polar_rotations(H: np.ndarray, max_iterations: int = 12, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+def _polar_rotations(H: np.ndarray, max_iterations: int = 12,
+                     tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """Orthogonal polar factors Q of a batch of float64 3 x 3 matrices H = Q P (P symmetric positive
     semi-definite), by Newton's iteration Q <- (g Q + Q^-T / g) / 2 with Higham's Frobenius scaling g,
     on the nine entries as rows of a (9, P) array (one cofactor inverse per step, no per-matrix LAPACK
@@ -149,7 +150,7 @@ def _polar_rotations(H: np.ndarray, max_iterations: int = 12, tol: float = 1e-10
             new = (0.5 * g) * q + (0.5 * inv / g) * c
             converged = functools.reduce(np.maximum, np.abs(new - q)) <= tol  # NaN: never
             q = new
-            if converged.all() or not np.isfinite(q[:, ~converged]).any():
+            if converged.all() or not np.isfinite(q[:, ~converged]).any():  # the rest are NaN for good
                 break
         ok = (det_h > 1e-12 * np.abs(H.reshape(n, 9)).sum(axis=1) ** 3) & converged
     return np.ascontiguousarray(q.T).reshape(n, 3, 3), ok
@@ -175,12 +176,14 @@ def _kabsch(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, sv_sum
 
 
-def _similarity(X: np.ndarray, Y: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _similarity(X: np.ndarray, Y: np.ndarray,
+                scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Umeyama's least-squares similarity from component-major point sets X to Y (3, P, K), finite:
     ``M`` (P, 3, 3) float64 (scale times rotation), the centred sets and Y's centroids (3, P), so
     that ``M @ (x - mean x) + mean y`` is x aligned. The 3 x 3 cross-covariances are solved in
     float64 whatever the points' dtype."""
-    Xc, Yc = X - keypoint_mean(X)[..., None], Y - keypoint_mean(Y)[..., None]
+    my = keypoint_mean(Y)
+    Xc, Yc = X - keypoint_mean(X)[..., None], Y - my[..., None]
     H = np.empty((X.shape[1], 3, 3))
     for a in range(3):
         for b in range(3):
@@ -190,7 +193,7 @@ def _similarity(X: np.ndarray, Y: np.ndarray, scale: bool) -> tuple[np.ndarray, 
         var = sum(keypoint_mean(np.square(Xc[a])).astype(np.float64) for a in range(3))
         with np.errstate(invalid="ignore", divide="ignore"):
             M *= np.where(var > 0, sv_sum / var, 1.0)[:, None, None]
-    return M, Xc, Yc, Y - Yc
+    return M, Xc, Yc, my
 
 
 def _finite_sets(Xs: np.ndarray, Ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,7 +214,7 @@ def procrustes_align_batch(source: np.ndarray, target: np.ndarray, scale: bool =
     float64 sets to ~1e-12)."""
     Xs, Ys, ok = _finite_sets(components_first(source), components_first(target))
     M, Xc, _, my = _similarity(Xs, Ys, scale)
-    out = np.ascontiguousarray(np.moveaxis(linear_map(np.moveaxis(M, 0, -1), Xc, my[..., 0]), 0, -1))
+    out = np.ascontiguousarray(np.moveaxis(linear_map(np.moveaxis(M, 0, -1), Xc, my), 0, -1))
     out[~ok] = np.nan
     return out
 
@@ -252,11 +255,10 @@ def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray,
                 other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
     """Errors of the other track's hands against their matched reference hands (in chunks of pairs,
     see :mod:`.batched`)."""
-    parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c],
-                          np.asarray(ref_2d), np.asarray(ref_cam), np.asarray(other_2d), np.asarray(other_cam))
+    arrays = [np.asarray(a) for a in (ref_2d, ref_cam, other_2d, other_cam)]
+    parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c], *arrays)
              for c in chunk_slices(len(pairs))]
-    return PairErrors(*(np.concatenate([getattr(e, f) for e in parts]) if len(parts) > 1 else getattr(parts[0], f)
-                        for f in PairErrors.__dataclass_fields__))
+    return PairErrors(*(np.concatenate([getattr(e, f) for e in parts]) for f in PairErrors.__dataclass_fields__))
 
 
 def _pair_errors(frame: np.ndarray, ref_slot: np.ndarray, other_slot: np.ndarray, ref_2d: np.ndarray,

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import RelativePoses, chunk_slices, components_first, keypoint_mean, linear_map, norm_first, relative_poses
+from .batched import (RelativePoses, chunk_slices, components_first, keypoint_mean, linear_map, norm_first,
+                      relative_poses)
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -46,9 +47,26 @@ class MotionSamples:
     est: np.ndarray
     gt: np.ndarray
 
+
+
+@dataclass(frozen=True)
+class PairCameras:
+    """Both tracks' camera motion over P frame pairs (:func:`~.batched.relative_poses`) and ``ok``
+    (P,): both tracks' cameras valid at i and at j."""
+
+    est: RelativePoses
+    gt: RelativePoses
+    ok: np.ndarray
+
     @classmethod
-    def empty(cls) -> MotionSamples:
-        return cls(np.zeros(0), np.zeros(0), np.zeros((3, 0, 21)), np.zeros((3, 0, 21)))
+    def of(cls, est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_i: np.ndarray,
+           rows_j: np.ndarray) -> PairCameras:
+        """From poses (M, 4, 4) and ``valid`` (M,) both tracks' cameras valid."""
+        return cls(relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j),
+                   valid[rows_i] & valid[rows_j])
+
+    def subset(self, rows: np.ndarray) -> PairCameras:
+        return PairCameras(self.est.subset(rows), self.gt.subset(rows), self.ok[rows])
 
 
 def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, poses: RelativePoses | None = None) -> np.ndarray:
@@ -64,20 +82,20 @@ def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, poses: RelativePoses | N
 
 def _variants_of_chunk(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
                        rows_i: np.ndarray, rows_j: np.ndarray,
-                       cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None) -> dict[str, MotionSamples]:
+                       cameras: PairCameras | None) -> dict[str, MotionSamples]:
     bi, bj = est_for_gt[rows_i], est_for_gt[rows_j]  # (P, 2)
     p, h = np.nonzero((bi >= 0) & (bi == bj))
     i, j, b = rows_i[p], rows_j[p], bi[p, h]
-    gt_i, gt_j, est_i, est_j = (components_first(x) for x in (gt_cam[i, h], gt_cam[j, h], est_cam[i, b], est_cam[j, b]))
+    gt_i, gt_j, est_i, est_j = (components_first(x)
+                                for x in (gt_cam[i, h], gt_cam[j, h], est_cam[i, b], est_cam[j, b]))
     out = {"camera_frame": _samples(keypoint_motion(est_i, est_j), keypoint_motion(gt_i, gt_j))}
     if cameras is not None:
-        est_poses, gt_poses, pair_ok = cameras
-        both = pair_ok[p]
+        both = cameras.ok[p]
         if not both.all():
             p = p[both]
             gt_i, gt_j, est_i, est_j = gt_i[:, both], gt_j[:, both], est_i[:, both], est_j[:, both]
-        out["with_camera"] = _samples(keypoint_motion(est_i, est_j, est_poses.subset(p)),
-                                      keypoint_motion(gt_i, gt_j, gt_poses.subset(p)))
+        out["with_camera"] = _samples(keypoint_motion(est_i, est_j, cameras.est.subset(p)),
+                                      keypoint_motion(gt_i, gt_j, cameras.gt.subset(p)))
     return out
 
 
@@ -111,27 +129,26 @@ class MotionResult:
 
     @classmethod
     def pooled(cls, results: list[MotionResult]) -> MotionResult:
-        return cls(*(np.concatenate([getattr(r, f) for r in results]) for f in ("error_m", "true_m", "aligned_error_m")),
+        return cls(*(np.concatenate([getattr(r, f) for r in results])
+                     for f in ("error_m", "true_m", "aligned_error_m")),
                    [x for r in results for x in r.scales])
 
 
 def motion_results(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
                    rows_i: np.ndarray, rows_j: np.ndarray,
-                   cameras: tuple[RelativePoses, RelativePoses, np.ndarray] | None = None) -> dict[str, MotionResult]:
+                   cameras: PairCameras | None = None) -> dict[str, MotionResult]:
     """Both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
     (``with_camera`` only when cameras are given); the hands are gathered once for both.
 
     est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
     slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
     hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
-    ``cameras`` = (estimated, true relative poses of the P pairs, :func:`~.batched.relative_poses`;
-    pair_ok (P,) both tracks' cameras valid at i and j): ``with_camera`` includes each track's own
-    camera motion, on the pairs that are ok.
+    With ``cameras`` of the P pairs, ``with_camera`` includes each track's own camera motion, on the
+    pairs whose cameras are ok.
     """
     parts = []
     for c in chunk_slices(len(rows_i)):
-        rows = np.arange(len(rows_i))[c]
-        chunk_cameras = None if cameras is None else (cameras[0].subset(rows), cameras[1].subset(rows), cameras[2][c])
+        chunk_cameras = None if cameras is None else cameras.subset(np.arange(len(rows_i))[c])
         parts.append(_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], chunk_cameras))
     names = [n for n in MOTION_VARIANTS if n in parts[0]]
     return {name: MotionResult.of_chunks([part[name] for part in parts]) for name in names}

@@ -15,7 +15,6 @@ import numpy as np
 from ..records import EpisodeError
 from . import camera_metrics as cm
 from . import motion_metrics as mm
-from .batched import relative_poses
 from .episodes import ScoredEpisode
 from .hand_metrics import PairErrors, hands_in_view, match_hands, pair_errors, reprojection_px
 from .pairing import align_frames, recording_key
@@ -100,13 +99,12 @@ def _stride(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, strid
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
     cameras = None
     if with_camera:
-        cameras = (relative_poses(est.T_world_cam, i, j), relative_poses(gt.T_world_cam, i, j),
-                   (est.camera_valid & gt.camera_valid)[i] & (est.camera_valid & gt.camera_valid)[j])
+        cameras = mm.PairCameras.of(est.T_world_cam, gt.T_world_cam, est.camera_valid & gt.camera_valid, i, j)
     motion = mm.motion_results(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, cameras)
     if cameras is None:
         return motion, None
-    ok = np.flatnonzero(cameras[2])
-    return motion, cm.pair_samples(cameras[0].subset(ok), cameras[1].subset(ok))
+    ok = cameras.subset(np.flatnonzero(cameras.ok))
+    return motion, cm.pair_samples(ok.est, ok.gt)
 
 
 def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...] = DEFAULT_STRIDES,
@@ -133,7 +131,8 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     camera_end: list[tuple[float, float]] = []
     if with_camera:
         camera = {s: c for s, (_, c) in by_stride.items()}
-        camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, e.camera_valid & g.camera_valid)]
+        valid = e.camera_valid & g.camera_valid
+        camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, valid)]
     return EpisodeScore(recording_key(gt.source_path), est.episode_id, gt.episode_id, len(e), hands, motion,
                         camera, camera_end, notes)
 
