@@ -83,8 +83,12 @@ def read_rows(shard: str | os.PathLike, start: int, end: int, columns: list[str]
     return pf.read_row_groups(groups, columns=columns).slice(start - first, end - start)
 
 
-def _episode_from_row(root: str | os.PathLike, row: dict, columns: list[str],
-                      revision: str | None) -> StoredEpisode:
+def episode_from_row(root: str | os.PathLike, row: dict, columns: Iterable[str] | None = None,
+                     revision: str | None = None) -> StoredEpisode:
+    """The episode of one row of ``meta/episodes.parquet`` (as :func:`episode_rows` returns it), read
+    from its shard's row range: for callers that walk the episode table themselves, so that it is
+    not re-read per episode. ``columns`` as for :func:`read_episode`."""
+    columns = _frame_columns(columns)
     eid = row["episode_id"]
     if row["status"] != "ok":
         raise EpisodeError(f"{root}: episode {eid!r} failed: {row['error']}")
@@ -109,7 +113,7 @@ def read_episode(root: str | os.PathLike, episode_id: str, columns: Iterable[str
     rows = [r for r in episode_rows(root, revision) if r["episode_id"] == episode_id]
     if not rows:
         raise EpisodeError(f"{root}: no episode {episode_id!r} in {EPISODES_PATH}")
-    return _episode_from_row(root, rows[0], _frame_columns(columns), revision)
+    return episode_from_row(root, rows[0], columns, revision)
 
 
 def iter_episodes(root: str | os.PathLike, columns: Iterable[str] | None = None,
@@ -118,10 +122,9 @@ def iter_episodes(root: str | os.PathLike, columns: Iterable[str] | None = None,
     """The ``ok`` episodes of a dataset (those in ``episode_ids`` when given), in episode-id order,
     each read as :func:`read_episode` reads it."""
     wanted = None if episode_ids is None else set(episode_ids)
-    names = _frame_columns(columns)
     for row in episode_rows(root, revision):
         if row["status"] == "ok" and (wanted is None or row["episode_id"] in wanted):
-            yield _episode_from_row(root, row, names, revision)
+            yield episode_from_row(root, row, columns, revision)
 
 
 def read_shard(root: str | os.PathLike, relpath: str, columns: list[str]) -> tuple[pa.Table, int]:

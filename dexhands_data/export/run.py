@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..dataset.episodes import StoredEpisode
-from ..dataset.reader import dataset_file, episode_rows, read_episode, read_rows
+from ..dataset.reader import dataset_file, episode_from_row, episode_rows, read_rows
 from ..records import EpisodeError
 from . import FORMATS, lerobot
 from .droid_raw import DROID_ROOT, droid_files, plan_droid, write_trajectory
@@ -316,7 +316,7 @@ def run_export(opts: ExportOptions) -> ExportSummary:
             summary.outcomes.append(ExportOutcome(eid, "skipped"))
             continue
         try:
-            ep = read_episode(opts.dataset, eid, [c for c in _COLUMNS if opts.video or c != "image"])
+            ep = episode_from_row(opts.dataset, row, [c for c in _COLUMNS if opts.video or c != "image"])
             payload = exporter.export(ep, row)
         except (EpisodeError, ValueError, OSError) as exc:
             log.debug("export of %s failed", eid, exc_info=True)
