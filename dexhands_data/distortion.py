@@ -77,36 +77,52 @@ class Distortion:
 
     def undistort_normalised(self, xy_d: np.ndarray) -> np.ndarray:
         """Ideal normalised coordinates (..., 2) of distorted ones, by Newton's method; NaN where it
-        does not converge (beyond the radius where the lens folds the image, see :meth:`fold_radius`)."""
+        does not converge (beyond the radius where the lens folds the image, see :meth:`fold_radius`).
+        A radial-only lens needs a scalar Newton on the radius; with p1, p2 the 2x2 one runs."""
         xy_d = np.asarray(xy_d, dtype=np.float64)
         target = xy_d.reshape(-1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = self._undistort_radial(target) if not (self.p1 or self.p2) else self._undistort_newton(target)
+            miss = ~(np.abs(self.distort_normalised(out) - target).max(axis=1) < 1e-9)
+            # the right root: the radius must not pass the fold (where d r_d / d r = 0)
+            miss |= ~(np.hypot(out[:, 0], out[:, 1]) <= self.fold_radius())
+        out[miss] = np.nan
+        return out.reshape(xy_d.shape)
+
+    def _undistort_radial(self, target: np.ndarray) -> np.ndarray:
+        """Solve r (1 + k1 r^2 + k2 r^4) = r_d for r per point, then scale the point by r / r_d."""
+        k1, k2 = self.k1, self.k2
+        rd = np.hypot(target[:, 0], target[:, 1])
+        r = rd.copy()
+        for _ in range(_NEWTON_ITERATIONS):
+            r2 = r * r
+            step = (r * (1.0 + r2 * (k1 + k2 * r2)) - rd) / (1.0 + r2 * (3.0 * k1 + 5.0 * k2 * r2))
+            r = r - step
+            if not np.any(np.abs(step) > _NEWTON_TOLERANCE):
+                break
+        scale = np.where(rd > 0, r / np.where(rd > 0, rd, 1.0), 1.0)
+        return target * scale[:, None]
+
+    def _undistort_newton(self, target: np.ndarray) -> np.ndarray:
+        """2x2 Newton on (x_d, y_d) for the full radial-tangential model."""
         k1, k2, p1, p2 = self.to_list()
         x, y = target[:, 0].copy(), target[:, 1].copy()
         for _ in range(_NEWTON_ITERATIONS):
             r2 = x * x + y * y
             g = 1.0 + r2 * (k1 + k2 * r2)
-            dg = 2.0 * k1 + 4.0 * k2 * r2  # d g / d(r^2) times 2
+            dg = 2.0 * k1 + 4.0 * k2 * r2  # the derivative of g by x is x dg, by y is y dg
             fx = x * g + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x) - target[:, 0]
             fy = y * g + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y - target[:, 1]
             a = g + x * x * dg + 2.0 * p1 * y + 6.0 * p2 * x
-            b = x * y * dg + 2.0 * p1 * x + 2.0 * p2 * y
-            c = x * y * dg + 2.0 * p1 * x + 2.0 * p2 * y
+            bc = x * y * dg + 2.0 * p1 * x + 2.0 * p2 * y  # d fx / dy = d fy / dx
             d = g + y * y * dg + 6.0 * p1 * y + 2.0 * p2 * x
-            det = a * d - b * c
-            with np.errstate(divide="ignore", invalid="ignore"):
-                dx = (d * fx - b * fy) / det
-                dy = (a * fy - c * fx) / det
+            det = a * d - bc * bc
+            dx = (d * fx - bc * fy) / det
+            dy = (a * fy - bc * fx) / det
             x, y = x - dx, y - dy
-            with np.errstate(invalid="ignore"):
-                if not np.any(np.abs(dx) + np.abs(dy) > _NEWTON_TOLERANCE):
-                    break
-        out = np.stack([x, y], axis=-1)
-        with np.errstate(invalid="ignore"):
-            miss = ~(np.abs(self.distort_normalised(out) - target).max(axis=1) < 1e-9)
-            # the right root: the radius must not pass the fold (where d r_d / d r = 0)
-            miss |= ~(np.hypot(x, y) <= self.fold_radius())
-        out[miss] = np.nan
-        return out.reshape(xy_d.shape)
+            if not np.any(np.abs(dx) + np.abs(dy) > _NEWTON_TOLERANCE):
+                break
+        return np.stack([x, y], axis=-1)
 
     def fold_radius(self) -> float:
         """Ideal radius (normalised) where the radial map r -> r (1 + k1 r^2 + k2 r^4) stops
