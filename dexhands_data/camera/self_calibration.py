@@ -143,11 +143,14 @@ def estimate_focal(pairs: list[tuple[np.ndarray, np.ndarray]], width: int, cx: f
         if np.mean(r < s.inlier_px) < s.min_inlier_ratio:
             continue  # no focal makes this pair a rotation: translation parallax
 
-        def cost(lf: float, p1=p1, p2=p2, inl=inl, k1=k1) -> float:
-            return _truncated_cost(rotation_residual_px(p1[inl], p2[inl], float(np.exp(lf)), cx, cy, k1=k1),
-                                   s.truncate_px)
+        def cost(step: float, p1=p1, p2=p2, inl=inl, k1=k1, logf=logf) -> float:
+            """The cost at focal f e^step with the lens's bending in pixels unchanged (k1 acts on
+            normalised coordinates: its pixel displacement k1 rho^3 / f^2 is held by k1 e^(2 step)),
+            so only the focal's perspective effect is measured; with k1 = 0 the plain focal change."""
+            return _truncated_cost(rotation_residual_px(p1[inl], p2[inl], float(np.exp(logf + step)), cx, cy,
+                                                        k1=k1 * np.exp(2 * step)), s.truncate_px)
 
-        gain = min(cost(logf + np.log(1.1)), cost(logf - np.log(1.1))) - fun
+        gain = min(cost(np.log(1.1)), cost(-np.log(1.1))) - fun
         if gain < s.min_gain_px2:
             continue  # too little pan/tilt for the focal to matter
         per_pair.append(f)
