@@ -38,6 +38,8 @@ DATASET_CONVENTIONS = {
     "missing": "hand_valid / camera_valid flags; NaN keypoints where a hand is missing",
     "action": "the 'relative' convention to the next stored frame (see docs/actions.md)",
     "image": "JPEG, shorter side resized to the recipe's frame_short_side",
+    "lens": "keypoints_2d are image pixels as the frames show them (distorted where the episode has a "
+            "distortion); keypoints_cam project onto them with the episode's intrinsics and distortion",
 }
 
 _ARROW_SCALARS = {
