@@ -137,3 +137,46 @@ def test_k1_from_exactly_rotating_rays_and_no_k1_for_a_pinhole():
             assert abs(est.k1 - k1) < 0.005 and est.k1_sigma < 0.005 and est.distortion_reason is None
         else:  # a pinhole stays a pinhole, and says why
             assert est.k1 is None and "not significant" in est.distortion_reason
+
+
+@pytest.mark.parametrize("with_sidecar", [True, False], ids=["sidecar", "no sidecar"])
+def test_extract_a_distorted_video_end_to_end(turning, tmp_path, with_sidecar):
+    """The rendered lens video written as H.264 (real decode, MediaPipe hands, VO), then the dataset:
+    the episode row carries the lens, the hands' 3D lands on their stored 2D through it."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from dexhands_data.dataset.validate import validate_dataset
+    from dexhands_data.dataset.writer import DatasetWriter
+    from dexhands_data.pipelines.extract import ExtractProcessor
+    from dexhands_data.sources.videos import VideosSource
+    from egodex_fixtures import write_mp4
+
+    frames, K, R = turning
+    write_mp4(tmp_path / "lens.mp4", frames[:, :426])  # even height for H.264; K unchanged by the crop
+    if with_sidecar:
+        (tmp_path / "lens.mp4.intrinsics.json").write_text(json.dumps(
+            {"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "k1": LENS.k1, "k2": LENS.k2}))
+    ref = VideosSource().discover(str(tmp_path))[0]
+    ep = ExtractProcessor(source="videos", camera="vo").__call__(ref)
+    intr = ep.intrinsics
+    if with_sidecar:
+        assert intr.source == "sidecar" and intr.distortion == LENS
+    else:
+        assert intr.source == "self_calibrated" and -0.22 < intr.distortion.k1 < -0.15
+        assert ep.camera.processing["self_calibration"]["k1"] == intr.distortion.k1
+    err = pair_errors_deg(ep.camera.T_world_cam, R)
+    assert ep.camera.valid.all() and np.median(err) < 0.02, np.median(err)
+    hands = ep.hands
+    assert hands.valid.any() and hands.processing["lift_distortion"] == intr.distortion.to_list()
+    v = hands.valid
+    on_2d = np.linalg.norm(intr.project(hands.keypoints_cam[v]) - hands.keypoints_2d[v], axis=-1)
+    assert np.median(on_2d) < 1e-3, np.median(on_2d)
+    root = tmp_path / "out"
+    writer = DatasetWriter(root)
+    writer.write_shard("videos", "train", "s0", [ep], "h")
+    writer.finalize({"videos": {}})
+    assert validate_dataset(root).ok
+    row = pq.read_table(root / "meta/episodes.parquet").to_pylist()[0]
+    assert row["distortion"] == intr.distortion.to_list() and row["intrinsics_source"] == intr.source
