@@ -18,6 +18,7 @@ point that does not converge (outside that region) becomes NaN.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Distortion:
             out = self._undistort_radial(target) if not (self.p1 or self.p2) else self._undistort_newton(target)
             miss = ~(np.abs(self.distort_normalised(out) - target).max(axis=1) < 1e-9)
             # the right root: the radius must not pass the fold (where d r_d / d r = 0)
-            miss |= ~(np.hypot(out[:, 0], out[:, 1]) <= self.fold_radius())
+            miss |= ~(np.hypot(out[:, 0], out[:, 1]) <= self._fold)
         out[miss] = np.nan
         return out.reshape(xy_d.shape)
 
@@ -123,6 +124,10 @@ class Distortion:
             if not np.any(np.abs(dx) + np.abs(dy) > _NEWTON_TOLERANCE):
                 break
         return np.stack([x, y], axis=-1)
+
+    @functools.cached_property
+    def _fold(self) -> float:
+        return self.fold_radius()
 
     def fold_radius(self) -> float:
         """Ideal radius (normalised) where the radial map r -> r (1 + k1 r^2 + k2 r^4) stops
