@@ -42,6 +42,8 @@ def camera_mismatch(intr: Intrinsics) -> str | None:
         problems.append(f"{intr.width}x{intr.height} is not 16:9")
     elif abs(px - cx) > PIXEL_ATOL * (1 + s) or abs(py - cy) > PIXEL_ATOL * (1 + s):  # 1 px at both scales
         problems.append(f"principal point ({px:.1f}, {py:.1f}) at 1080 rows (EgoDex ({cx:.0f}, {cy:.0f}))")
+    if intr.distorted:
+        problems.append(f"lens distortion {intr.distortion.to_list()} (EgoDex is a pinhole)")
     return "; ".join(problems) or None
 
 
