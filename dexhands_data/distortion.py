@@ -83,7 +83,8 @@ class Distortion:
         xy_d = np.asarray(xy_d, dtype=np.float64)
         target = xy_d.reshape(-1, 2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = self._undistort_radial(target) if not (self.p1 or self.p2) else self._undistort_newton(target)
+            radial = not (self.p1 or self.p2)
+            out = self._undistort_radial(target) if radial else self._undistort_newton(target)
             miss = ~(np.abs(self.distort_normalised(out) - target).max(axis=1) < 1e-9)
             # the right root: the radius must not pass the fold (where d r_d / d r = 0)
             miss |= ~(np.hypot(out[:, 0], out[:, 1]) <= self._fold)

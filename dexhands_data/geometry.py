@@ -139,8 +139,8 @@ class Intrinsics:
         K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
             raise ValueError(f"not a valid 3x3 intrinsic matrix: {K.tolist()}")
-        intr = cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height), source,
-                   distortion)
+        intr = cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height),
+                   source, distortion)
         if distortion is not None:
             check_covers_frame(distortion, intr.K, intr.width, intr.height)
         return intr

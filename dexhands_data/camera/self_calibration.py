@@ -187,13 +187,14 @@ def estimate_focal(pairs: list[tuple[np.ndarray, np.ndarray]], width: int, cx: f
     if s.estimate_distortion:
         k_mad = 1.4826 * float(np.median(np.abs(np.asarray(per_k1) - np.median(per_k1))))
         k1_sigma = max(k_mad, 1e-3) / np.sqrt(len(per_k1))
-        joint = minimize(lambda x: total(x[0], x[1]), [centre, float(np.median(per_k1))], method="Nelder-Mead",
-                         bounds=[window, k_bounds], options={"xatol": 1e-5, "fatol": 1e-7,
-                                                            "initial_simplex": _simplex(centre, float(np.median(per_k1)))})
+        k_start = float(np.median(per_k1))
+        joint = minimize(lambda x: total(x[0], x[1]), [centre, k_start], method="Nelder-Mead",
+                         bounds=[window, k_bounds],
+                         options={"xatol": 1e-5, "fatol": 1e-7, "initial_simplex": _simplex(centre, k_start)})
         k_fit = float(joint.x[1])
         if abs(k_fit) >= s.k1_significance * k1_sigma:
             f = float(np.exp(joint.x[0]))
-            return FocalEstimate(f, float(sigma), len(per_pair), len(pairs), None, k_fit, float(k1_sigma), None)
+            return FocalEstimate(f, float(sigma), len(per_pair), len(pairs), None, k_fit, float(k1_sigma))
         distortion_reason = (f"distortion not significant: k1 = {k_fit:.4f} +- {k1_sigma:.4f} "
                              f"(< {s.k1_significance:g} sigma), pinhole kept")
     best = minimize_scalar(total, bounds=window, method="bounded", options={"xatol": 1e-5})
@@ -224,8 +225,11 @@ def _fit_focal_k1(p1: np.ndarray, p2: np.ndarray, inl: np.ndarray, cx: float, cy
     if len(a) > s.max_fit_points:
         keep = np.linspace(0, len(a) - 1, s.max_fit_points).astype(int)
         a, b = a[keep], b[keep]
+
+    def cost(x: np.ndarray) -> float:
+        return _truncated_cost(rotation_residual_px(a, b, float(np.exp(x[0])), cx, cy, k1=x[1]), s.truncate_px)
+
     best = minimize(
-        lambda x: _truncated_cost(rotation_residual_px(a, b, float(np.exp(x[0])), cx, cy, k1=x[1]), s.truncate_px),
-        list(start), method="Nelder-Mead", bounds=[log_bounds, k_bounds],
+        cost, list(start), method="Nelder-Mead", bounds=[log_bounds, k_bounds],
         options={"xatol": 1e-4, "fatol": 1e-7, "initial_simplex": _simplex(*start)})
     return float(best.x[0]), float(best.x[1])

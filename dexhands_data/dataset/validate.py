@@ -1,6 +1,7 @@
 """``dexdata validate``: check a dataset folder against the data contract (v1 or v2).
 
-Checks the schema version (any readable one; the Arrow schemas are those of that version), Arrow schemas of shards and ``meta/episodes.parquet``, that row ranges
+Checks the schema version (any readable one; the Arrow schemas are those of that version), Arrow
+schemas of shards and ``meta/episodes.parquet``, the lens distortion of each episode, that row ranges
 in the episode table match the shards exactly (no orphan shards or rows, sorted rows, contiguous
 frame indices), strictly increasing timestamps, NaN exactly where validity flags say missing,
 rigid camera poses, confidences in [0, 1], and the presence of stats and the dataset card.
@@ -21,8 +22,8 @@ import pyarrow.parquet as pq
 
 from ..distortion import Distortion, check_covers_frame
 from ..schema import (
-    DATA_DIR, DATASET_CONVENTIONS, EPISODES_PATH, INFO_PATH, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, STATS_PATH,
-    arrow_schema, fixed_list_to_numpy,
+    DATA_DIR, DATASET_CONVENTIONS, EPISODES_PATH, INFO_PATH, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION,
+    STATS_PATH, arrow_schema, fixed_list_to_numpy,
 )
 from .card import card_text
 
@@ -58,7 +59,8 @@ def _schema_diff(actual, expected) -> str | None:
     return f"column types differ from the contract for {bad}" if bad else None
 
 
-def _check_shard(report: ValidationReport, root: Path, relpath: str, episodes: list[dict], version: str) -> None:
+def _check_shard(report: ValidationReport, root: Path, relpath: str, episodes: list[dict],
+                 version: str) -> None:
     path = root / relpath
     try:
         pf = pq.ParquetFile(path)
@@ -142,7 +144,8 @@ def validate_dataset(root: str | Path) -> ValidationReport:
         if stated in READABLE_SCHEMA_VERSIONS:
             version = stated
         else:
-            report.add(INFO_PATH, f"schema_version {stated!r}, expected one of {list(READABLE_SCHEMA_VERSIONS)}")
+            report.add(INFO_PATH, f"schema_version {stated!r}, "
+                                  f"expected one of {list(READABLE_SCHEMA_VERSIONS)}")
     for required in (STATS_PATH, "README.md"):
         if not (root / required).exists():
             report.add(required, "missing")

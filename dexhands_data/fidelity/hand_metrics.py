@@ -237,4 +237,5 @@ def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: 
 
     v = np.asarray(valid, bool)
     cam = np.asarray(keypoints_cam, np.float64)[v]
-    return norm_last(distort_pixels(project(cam, K), K, distortion) - np.asarray(keypoints_2d)[v]).mean(axis=-1)
+    seen = distort_pixels(project(cam, K), K, distortion)
+    return norm_last(seen - np.asarray(keypoints_2d)[v]).mean(axis=-1)

@@ -96,9 +96,10 @@ def project_hc_keypoints(
 
     keypoints_cam (T, 2, 21, 3) m in each frame's own OpenCV camera; K the intrinsics of the source
     frame grid, ``distortion`` its lens (the episode's; None: pinhole): keypoints are projected with
-    it, so they land where the stored (distorted) frames show the hands. A keypoint is visible when its hand is valid, it lies in front of the camera
-    (z > 0) and ``0 < u' < 392 and 0 < v' < 224``. Invisible keypoints keep their coordinates where
-    finite (NaN behind the camera or for a missing hand).
+    it, so they land where the stored (distorted) frames show the hands. A keypoint is visible when
+    its hand is valid, it lies in front of the camera (z > 0) and ``0 < u' < 392 and 0 < v' < 224``.
+    Invisible keypoints keep their coordinates where finite (NaN behind the camera or for a missing
+    hand).
     """
     pts = hc_keypoints_cam(np.asarray(keypoints_cam, dtype=np.float64))
     uv = geometry.source_to_crop(distort_pixels(project(pts, K), K, distortion))

@@ -246,7 +246,8 @@ class Ego4DSource:
                 K = np.array([[entry["fx"], 0, entry["cx"]], [0, entry["fy"], entry["cy"]], [0, 0, 1]],
                              np.float64)
             width, height = int(entry.get("width", info.width)), int(entry.get("height", info.height))
-            intr = Intrinsics.from_K(K, width, height, source="dataset", distortion=distortion_from_mapping(entry))
+            intr = Intrinsics.from_K(K, width, height, source="dataset",
+                                     distortion=distortion_from_mapping(entry))
         except (KeyError, ValueError, TypeError) as exc:
             raise EpisodeError(f"{where}: invalid intrinsics ({exc})") from exc
         if (width, height) == (info.width, info.height):
