@@ -15,7 +15,7 @@ import pytest
 from dexhands_data.distortion import Distortion
 from dexhands_data.geometry import Intrinsics, project
 from dexhands_data.hands.mediapipe_backend import LegacyHandsDetector, MediaPipeHands, RawHand
-from dexhands_data.hands.postprocess import interpolate_hand
+from dexhands_data.hands.postprocess import PostprocessConfig, interpolate_hand
 from dexhands_data.hands.relift import relift_track
 from dexhands_data.hands.smoothing import SmootherConfig, rts_smooth
 from dexhands_data.hands.track_lift import LiftConfig, lift_slot, ray_rotation, track_segments
@@ -406,3 +406,22 @@ def _raw_seen(hand_cam: np.ndarray, K: Intrinsics) -> RawHand:
     uv = K.project(hand_cam)
     norm = np.column_stack([(uv[:, 0] + 0.5) / K.width, (uv[:, 1] + 0.5) / K.height, np.zeros(21)])
     return RawHand("Left", 0.95, norm, hand_cam - hand_cam.mean(axis=0))
+
+
+def test_a_hand_beyond_the_lens_fold_is_dropped_not_stored_with_nan():
+    """Self-calibration can give finish() a lens the per-frame detections did not know: a hand whose
+    landmarks lie outside the frame beyond that lens's fold (no ray) is dropped and counted."""
+    lens = Distortion(-0.22)  # one-to-one up to 0.821 normalised: just past the frame's corners
+    K_lens = replace(K640, source="self_calibrated", distortion=lens)
+    hand = right_hand_palm_to_camera()
+    inside = _raw(hand + [0.0, 0.0, 0.5], K640)
+    far = RawHand("Left", 0.95, inside.landmarks + [0.62, 0.0, 0.0], inside.world)  # ~400 px right
+    assert (far.landmarks[:, 0] * 640 - 0.5 - 319.5).max() / 500 > 0.83
+    est = MediaPipeHands(detector_factory=Replay([[inside], [far], [inside]]), postprocess=PostprocessConfig(max_gap_fill=0))
+    session = est.session(K640)
+    for i in range(3):
+        session.step(VideoFrame(i, i, i / 30.0, np.zeros((480, 640, 3), np.uint8)))
+    tr = session.finish(K_lens)
+    assert tr.valid[:, RIGHT].tolist() == [True, False, True]
+    assert tr.processing["hands_beyond_lens_fold"] == 1
+    assert np.isfinite(tr.keypoints_cam[tr.valid]).all() and np.isnan(tr.keypoints_2d[1]).all()

@@ -118,7 +118,7 @@ class SelfCalibratingSession:
         if self.estimate.focal_px is not None:
             try:
                 intr = calibrated_intrinsics(self.prior, self.estimate, s.scale)
-            except ValueError as exc:  # a k1 that folds the frame: not a lens, keep the pinhole fit
+            except ValueError as exc:  # a k1 that folds the frame is no lens: drop it (focal kept)
                 self.estimate = replace(self.estimate, k1=None, distortion_reason=str(exc))
                 intr = calibrated_intrinsics(self.prior, self.estimate, s.scale)
             self.session = self.make_session(intr)

@@ -268,8 +268,12 @@ class MediaPipeSession:
         track.config = dict(self.config)
         cfg = self.postprocess
         swaps = fix_handedness_swaps(track, cfg, companions=[world]) if cfg.fix_swaps else 0
+        beyond_fold = 0
         if intr.distorted:  # lift and fill on the ideal (pinhole) pixels; stored 2D stays as seen
             track.keypoints_2d[:] = intr.ideal_pixels(track.keypoints_2d)
+            # a landmark outside the frame beyond the lens model's fold has no ray (NaN): the lift
+            # fails for that hand, which is dropped below with the other unlifted ones
+            beyond_fold = int((track.valid & ~np.isfinite(track.keypoints_2d).all(axis=(-1, -2))).sum())
         cam, residual, lifted, lift_info = lift_hands(track.keypoints_2d, world, track.valid, intr.K,
                                                       self.lift)
         track.keypoints_cam[:] = cam
@@ -302,6 +306,7 @@ class MediaPipeSession:
         if intr.distorted:
             track.keypoints_2d[:] = intr.image_pixels(track.keypoints_2d)
             track.processing["lift_distortion"] = intr.distortion.to_list()
+            track.processing["hands_beyond_lens_fold"] = beyond_fold
         return track
 
 
