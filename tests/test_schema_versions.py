@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dexhands_data.cli.main import main
 from dexhands_data.dataset.card import card_text
 from dexhands_data.dataset.reader import read_episode
 from dexhands_data.dataset.validate import validate_dataset
@@ -73,6 +74,7 @@ def test_the_lens_round_trips_through_the_dataset(tmp_path):
     write(root, [lens_episode("a"), synthetic_episode("b", seed=1)])
     report = validate_dataset(root)
     assert report.ok, report.problems
+    assert report.version == "2.0"
     rows = {r["episode_id"]: r for r in pq.read_table(root / "meta/episodes.parquet").to_pylist()}
     assert rows["a"]["distortion"] == LENS.to_list() and rows["b"]["distortion"] is None
     meta = EpisodeMeta.from_row(rows["a"])
@@ -101,13 +103,15 @@ def test_validate_names_a_lens_that_folds_the_frame(tmp_path):
         row_intrinsics({**rows[0], "distortion": [float("nan"), 0.0, 0.0, 0.0]})
 
 
-def test_a_v1_dataset_still_validates_and_reads_as_pinhole(tmp_path):
+def test_a_v1_dataset_still_validates_and_reads_as_pinhole(tmp_path, capsys):
     root = tmp_path / "dexwm-actions"
     write(root, [synthetic_episode("a"), synthetic_episode("b", seed=1)])
     downgrade_to_v1(root)
     assert "distortion" not in pq.read_schema(root / "meta/episodes.parquet").names
     report = validate_dataset(root)
     assert report.ok, report.problems
+    assert report.version == "1.0"  # checked against schemas/v1
+    assert main(["validate", str(root)]) == 0 and "valid (schema 1.0; 2 episodes" in capsys.readouterr().out
     rows = pq.read_table(root / "meta/episodes.parquet").to_pylist()
     meta = EpisodeMeta.from_row(rows[0])
     assert meta.intrinsics is not None and meta.intrinsics.distortion is None

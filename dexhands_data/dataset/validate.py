@@ -37,6 +37,7 @@ _ARRAY_COLUMNS = {
 class ValidationReport:
     root: Path
     problems: list[str] = field(default_factory=list)
+    version: str = SCHEMA_VERSION  # the schema version the folder was checked against
     episodes: int = 0
     rows: int = 0
     #: finite values per dimension over all shard rows, as counted into stats.json
@@ -142,7 +143,7 @@ def validate_dataset(root: str | Path) -> ValidationReport:
     else:
         stated = json.loads(info_path.read_text()).get("schema_version")
         if stated in READABLE_SCHEMA_VERSIONS:
-            version = stated
+            version = report.version = stated
         else:
             report.add(INFO_PATH, f"schema_version {stated!r}, "
                                   f"expected one of {list(READABLE_SCHEMA_VERSIONS)}")
