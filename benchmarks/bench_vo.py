@@ -2,8 +2,10 @@
 
 0. Accuracy (``--accuracy``, default on): rendered videos with exact ground truth made from the
    permissive photos (pure rotation, one fronto-parallel plane, a tilted plane, planes at several
-   depths; 90 frames, seeds fixed), each run with its true intrinsics ("sidecar") and with the
-   90 deg field-of-view prior ("no sidecar"); with ``--nc`` also the real EgoDex recordings
+   depths; 90 frames, seeds fixed; the pure rotation and the planes also through a barrel lens,
+   k1 = -0.2, k2 = 0.03), each run with its true intrinsics ("sidecar", the lens included) and with
+   the 90 deg field-of-view prior ("no sidecar"); a lens scene also with its K but not its lens
+   ("K only": the pinhole model on a distorted video); with ``--nc`` also the real EgoDex recordings
    against ARKit (true K, EgoDex hands as masks; 6-frame pairs). Per pair median / max rotation
    error, rotation error at the end, translation direction, invented translation on a pure
    rotation, focal found, time per frame.
@@ -39,10 +41,14 @@ from dexhands_data.camera.registry import create_camera_estimator  # noqa: E402
 from dexhands_data.camera.vo import VisualOdometry  # noqa: E402
 from dexhands_data.geometry import Intrinsics  # noqa: E402
 from vo_accuracy import accuracy  # noqa: E402
+from dexhands_data.distortion import Distortion  # noqa: E402
 from vo_scenes import (  # noqa: E402
-    general_motion, load_rgb, render_planes, rotation_sequence, single_plane, smooth_rotations,
-    textured_planes, view_K,
+    distorted_views, general_motion, load_rgb, render_planes, rotation_render, rotation_sequence, single_plane,
+    smooth_rotations, textured_planes, view_K,
 )
+
+#: The lens of the distorted scenes: a moderate barrel (corners of a 640x480, f = 500 frame move ~30 px).
+BARREL = Distortion(-0.2, 0.03)
 
 SHARED = Path(os.environ.get("DEXDATA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -76,24 +82,31 @@ def scenes() -> dict[str, tuple[list[np.ndarray], Intrinsics]]:
     return out
 
 
-def accuracy_scenes(n: int = 90) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
-    """Rendered videos with exact ground truth: name -> (frames, true K, T_world_cam)."""
+def accuracy_scenes(n: int = 90) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray, Distortion | None]]:
+    """Rendered videos with exact ground truth: name -> (frames, true K, T_world_cam, true lens or None)."""
     photos = SHARED / "hand_images"
     out = {}
     R = smooth_rotations(n)
-    frames, K = rotation_sequence(load_rgb(photos / "hamer_test3.jpg"), R)
+    source = load_rgb(photos / "hamer_test3.jpg")
+    frames, K = rotation_sequence(source, R)
     T = np.tile(np.eye(4), (n, 1, 1))
     T[:, :3, :3] = R
-    out["pure rotation"] = (list(frames), K, T)
+    out["pure rotation"] = (list(frames), K, T, None)
     K2 = view_K(640, 480, 500.0)
     T2 = general_motion(n, 0.01)
     texture = load_rgb(photos / "hamer_test1.jpg")
+    several = textured_planes([load_rgb(photos / p) for p in ("hamer_test3.jpg", "hamer_test1.jpg",
+                                                              "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg")])
     for name, planes in (("one plane", single_plane(texture)),
                          ("tilted plane (35 deg)", single_plane(texture, tilt_deg=35.0)),
-                         ("planes at 2.5-6 m", textured_planes(
-                             [load_rgb(photos / p) for p in ("hamer_test3.jpg", "hamer_test1.jpg",
-                                                             "hamer_test2.jpg", "mediapipe_hand_thumb_up.jpg")]))):
-        out[name] = ([render_planes(planes, Ti, K2) for Ti in T2], K2, T2)
+                         ("planes at 2.5-6 m", several)):
+        out[name] = ([render_planes(planes, Ti, K2) for Ti in T2], K2, T2, None)
+    size = (frames.shape[2], frames.shape[1])
+    out["rotation, barrel lens"] = (list(distorted_views(rotation_render(source, K[0, 0]), R, K, size, BARREL)),
+                                    K, T, BARREL)
+    out["planes 2.5-6 m, barrel lens"] = (
+        list(distorted_views(lambda Ti, Kc, sz: render_planes(several, Ti, Kc, sz), T2, K2, (640, 480), BARREL)),
+        K2, T2, BARREL)
     return out
 
 
@@ -117,18 +130,28 @@ def focal_of(track, intr: Intrinsics) -> float:
     return float((used or intr).fx)
 
 
+def k1_of(track) -> float | None:
+    """The k1 the estimator ended with (None: pinhole)."""
+    used = getattr(track, "intrinsics", None)
+    return None if used is None or used.distortion is None else used.distortion.k1
+
+
 def accuracy_rows(cameras: list[str], only: str | None = None) -> list[tuple]:
     rows = []
-    for name, (frames, K, T) in accuracy_scenes().items():
+    for name, (frames, K, T, lens) in accuracy_scenes().items():
         h, w = frames[0].shape[:2]
-        for label, intr in (("sidecar", Intrinsics.from_K(K, w, h, "sidecar")),
-                            ("no sidecar", Intrinsics.from_fov(w, h, 90.0))):
+        variants = [("sidecar", Intrinsics.from_K(K, w, h, "sidecar", lens)),
+                    ("no sidecar", Intrinsics.from_fov(w, h, 90.0))]
+        if lens is not None:
+            variants.append(("K only", Intrinsics.from_K(K, w, h, "sidecar")))
+        for label, intr in variants:
             if only and only not in f"{name} {label}":
                 continue
             for camera in cameras:
                 track, ms = run_camera(camera, frames, intr)
                 acc = accuracy(track.T_world_cam, T, track.valid)
-                rows.append((name, label, camera, acc, focal_of(track, intr) / K[0, 0] - 1.0, ms))
+                rows.append((name, label, camera, acc, focal_of(track, intr) / K[0, 0] - 1.0, ms,
+                             k1_of(track)))
     return rows
 
 
@@ -150,18 +173,19 @@ def egodex_rows(cameras: list[str]) -> list[tuple]:
             track, ms = run_camera(camera, frames, ep.intrinsics, hands.keypoints_2d, hands.valid)
             acc = accuracy(track.T_world_cam, ep.camera.T_world_cam, track.valid, step=6)
             rows.append((ref.episode_id, f"{len(frames)} f, true K", camera, acc,
-                         focal_of(track, ep.intrinsics) / ep.intrinsics.fx - 1.0, ms))
+                         focal_of(track, ep.intrinsics) / ep.intrinsics.fx - 1.0, ms, k1_of(track)))
     return rows
 
 
 def print_accuracy(rows: list[tuple]) -> None:
-    print(f"{'scene':24s} {'K':14s} {'camera':7s} {'pair med':>8s} {'pair max':>8s} {'end':>6s} "
-          f"{'t dir':>6s} {'inv. t':>7s} {'focal':>7s} {'valid':>5s} {'cpu ms/f':>8s}")
-    for name, label, camera, a, focal, ms in rows:
+    print(f"{'scene':28s} {'K':14s} {'camera':7s} {'pair med':>8s} {'pair max':>8s} {'end':>6s} "
+          f"{'t dir':>6s} {'inv. t':>7s} {'focal':>7s} {'k1':>7s} {'valid':>5s} {'cpu ms/f':>8s}")
+    for name, label, camera, a, focal, ms, k1 in rows:
         tdir = "-" if a.trans_dir_deg is None else f"{a.trans_dir_deg:.1f}"
         inv = "-" if a.invented_translation is None else f"{a.invented_translation:.3f}"
-        print(f"{name:24s} {label:14s} {camera:7s} {a.pair_median_deg:8.3f} {a.pair_max_deg:8.3f} "
-              f"{a.end_deg:6.2f} {tdir:>6s} {inv:>7s} {100 * focal:+6.1f}% {a.valid:5.2f} {ms:8.1f}")
+        k1_text = "-" if k1 is None else f"{k1:+.3f}"
+        print(f"{name:28s} {label:14s} {camera:7s} {a.pair_median_deg:8.3f} {a.pair_max_deg:8.3f} "
+              f"{a.end_deg:6.2f} {tdir:>6s} {inv:>7s} {100 * focal:+6.1f}% {k1_text:>7s} {a.valid:5.2f} {ms:8.1f}")
 
 
 def egocentric_nc() -> tuple[list[np.ndarray], Intrinsics, np.ndarray, np.ndarray]:

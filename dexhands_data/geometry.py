@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from .distortion import Distortion, check_covers_frame, distort_pixels, undistort_pixels
+
 # ----------------------------------------------------------------------------- SE(3)
 
 
@@ -101,6 +103,9 @@ class Intrinsics:
 
     ``source`` says where the numbers came from: ``"dataset"``, ``"sidecar"``, ``"fov_prior"``,
     ``"calibration"``, ``"default"``, ``"self_calibrated"`` (focal estimated from the video).
+    ``distortion``: the lens's radial-tangential distortion (:mod:`.distortion`), None for a pinhole
+    camera (or distortion not modelled). Pixels the frame shows are *image* pixels; geometry runs on
+    *ideal* pixels (:meth:`ideal_pixels`), what a pinhole camera with the same K would see.
     """
 
     fx: float
@@ -110,6 +115,7 @@ class Intrinsics:
     width: int
     height: int
     source: str = "dataset"
+    distortion: Distortion | None = None
 
     @property
     def K(self) -> np.ndarray:
@@ -126,22 +132,47 @@ class Intrinsics:
         return cls(float(f), float(f), cx, cy, int(width), int(height), "fov_prior")
 
     @classmethod
-    def from_K(cls, K: np.ndarray, width: int, height: int, source: str = "dataset") -> "Intrinsics":
+    def from_K(cls, K: np.ndarray, width: int, height: int, source: str = "dataset",
+               distortion: Distortion | None = None) -> "Intrinsics":
+        """From a 3x3 K (skew ignored); with a ``distortion``, ValueError unless the lens model is
+        one-to-one over the whole ``width`` x ``height`` frame."""
         K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
             raise ValueError(f"not a valid 3x3 intrinsic matrix: {K.tolist()}")
-        return cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height), source)
+        intr = cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height),
+                   source, distortion)
+        if distortion is not None:
+            check_covers_frame(distortion, intr.K, intr.width, intr.height)
+        return intr
 
     def scaled(self, width: int, height: int) -> "Intrinsics":
         """The same camera on a resized pixel grid (pixel-centre convention: u' = (u + 0.5) s - 0.5)."""
         sx, sy = width / self.width, height / self.height
         return Intrinsics(
             self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
-            int(width), int(height), self.source,
+            int(width), int(height), self.source, self.distortion,
         )
 
     def to_list(self) -> list[float]:
         return [self.fx, self.fy, self.cx, self.cy]
+
+    @property
+    def distorted(self) -> bool:
+        """True when the lens model bends rays (a distortion with a non-zero coefficient)."""
+        return self.distortion is not None and not self.distortion.is_zero
+
+    def ideal_pixels(self, uv: np.ndarray) -> np.ndarray:
+        """Ideal (pinhole, same K) pixels (..., 2) of image pixels (..., 2); a float64 copy without
+        distortion; NaN stays NaN (and marks a pixel beyond the lens model's fold)."""
+        return undistort_pixels(uv, self.K, self.distortion)
+
+    def image_pixels(self, uv_ideal: np.ndarray) -> np.ndarray:
+        """Image pixels (..., 2), as the frame shows them, of ideal pixels (..., 2)."""
+        return distort_pixels(uv_ideal, self.K, self.distortion)
+
+    def project(self, points_cam: np.ndarray) -> np.ndarray:
+        """Image pixels (..., 2) of camera-frame points (..., 3), with the distortion; NaN for z <= 0."""
+        return self.image_pixels(project(points_cam, self.K))
 
 
 def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:

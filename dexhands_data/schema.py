@@ -1,6 +1,10 @@
-"""The data contract v1 in code: column specs read from ``schemas/v1/*.json`` (the single source
+"""The data contract in code: column specs read from ``schemas/v<major>/*.json`` (the single source
 of truth, shipped in the wheel as ``dexhands_data/_schemas``), Arrow schemas and HF features built
 from them, and conversions between numpy arrays and fixed-size list columns.
+
+The writer writes :data:`SCHEMA_VERSION`; readers accept every version in
+:data:`READABLE_SCHEMA_VERSIONS`. v2 adds the episode column ``distortion`` (nullable); a v1 dataset
+reads as one whose episodes have no distortion (pinhole). Frame rows are the same in v1 and v2.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
+#: Versions the readers (loader, validate, fidelity, export) accept.
+READABLE_SCHEMA_VERSIONS = ("1.0", "2.0")
 DATA_DIR = "data"
 META_DIR = "meta"
 INFO_PATH = "meta/info.json"
@@ -32,6 +38,8 @@ DATASET_CONVENTIONS = {
     "missing": "hand_valid / camera_valid flags; NaN keypoints where a hand is missing",
     "action": "the 'relative' convention to the next stored frame (see docs/actions.md)",
     "image": "JPEG, shorter side resized to the recipe's frame_short_side",
+    "lens": "keypoints_2d are image pixels as the frames show them (distorted where the episode has a "
+            "distortion); keypoints_cam project onto them with the episode's intrinsics and distortion",
 }
 
 _ARROW_SCALARS = {
@@ -58,20 +66,28 @@ def _schemas_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "schemas"
 
 
+def check_readable_version(version) -> str:
+    """``version`` if the readers understand it; ValueError naming the supported ones otherwise."""
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise ValueError(f"schema_version {version!r} is not one of {list(READABLE_SCHEMA_VERSIONS)}")
+    return version
+
+
 @functools.cache
-def column_specs(table: str) -> tuple[ColumnSpec, ...]:
-    """Columns of ``table`` ("frame" or "episode") as declared in ``schemas/v1/<table>.json``."""
-    spec = json.loads((_schemas_dir() / "v1" / f"{table}.json").read_text())
-    if spec["version"] != SCHEMA_VERSION:
-        raise RuntimeError(f"schemas/v1/{table}.json declares version {spec['version']}, code expects {SCHEMA_VERSION}")
+def column_specs(table: str, version: str = SCHEMA_VERSION) -> tuple[ColumnSpec, ...]:
+    """Columns of ``table`` ("frame" or "episode") as declared in ``schemas/v<major>/<table>.json``."""
+    folder = "v" + check_readable_version(version).split(".")[0]
+    spec = json.loads((_schemas_dir() / folder / f"{table}.json").read_text())
+    if spec["version"] != version:
+        raise RuntimeError(f"schemas/{folder}/{table}.json declares version {spec['version']}, code expects {version}")
     return tuple(
         ColumnSpec(c["name"], c["dtype"], tuple(c["shape"]), bool(c["nullable"]), c["description"])
         for c in spec["columns"]
     )
 
 
-def column_spec(table: str, name: str) -> ColumnSpec:
-    for c in column_specs(table):
+def column_spec(table: str, name: str, version: str = SCHEMA_VERSION) -> ColumnSpec:
+    for c in column_specs(table, version):
         if c.name == name:
             return c
     raise KeyError(f"no column {name!r} in the {table} schema")
@@ -93,17 +109,17 @@ def _hf_feature(spec: ColumnSpec):
 
 
 @functools.cache
-def hf_features(table: str = "frame"):
+def hf_features(table: str = "frame", version: str = SCHEMA_VERSION):
     """``datasets.Features`` of a table; fixed-size lists map to Arrow fixed_size_list."""
     from datasets import Features
 
-    return Features({c.name: _hf_feature(c) for c in column_specs(table)})
+    return Features({c.name: _hf_feature(c) for c in column_specs(table, version)})
 
 
 @functools.cache
-def arrow_schema(table: str = "frame") -> pa.Schema:
+def arrow_schema(table: str = "frame", version: str = SCHEMA_VERSION) -> pa.Schema:
     """Arrow schema of a table, carrying the ``huggingface`` features metadata."""
-    return hf_features(table).arrow_schema
+    return hf_features(table, version).arrow_schema
 
 
 def fixed_list_array(values: np.ndarray, dtype: str, shape: tuple[int, ...], mask: np.ndarray | None = None) -> pa.Array:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from .distortion import Distortion
 from .geometry import Intrinsics
 from .records import EpisodeError, VideoFrame
 
@@ -97,13 +98,21 @@ class DisplayTransform:
     def apply_to_intrinsics(self, intr: Intrinsics) -> Intrinsics:
         """Intrinsics of the coded grid re-expressed on the displayed grid (same physical camera)."""
         fx, fy, cx, cy, w, h = intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height
+        d = intr.distortion
+        # radial terms do not change; the tangential ones follow the axes (x <-> y swaps p1 <-> p2,
+        # x -> -x flips p2, y -> -y flips p1)
+        k1, k2, p1, p2 = d.to_list() if d is not None else (0.0, 0.0, 0.0, 0.0)
         if self.transpose:
             fx, fy, cx, cy, w, h = fy, fx, cy, cx, h, w
+            p1, p2 = p2, p1
         if self.flip_x:
             cx = (w - 1) - cx
+            p2 = -p2
         if self.flip_y:
             cy = (h - 1) - cy
-        return Intrinsics(fx, fy, cx, cy, w, h, intr.source)
+            p1 = -p1
+        return Intrinsics(fx, fy, cx, cy, w, h, intr.source,
+                          None if d is None else Distortion(k1, k2, p1, p2))
 
 
 def display_transform_from_matrix(matrix: np.ndarray) -> DisplayTransform:

@@ -143,7 +143,7 @@ def write_mp4(path: Path, frames, fps: int = 30) -> None:
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "12"}
         for img in frames:
-            if stream.width != img.shape[1]:
+            if (stream.width, stream.height) != (img.shape[1], img.shape[0]):  # PyAV's default is 640x480
                 stream.width, stream.height = img.shape[1], img.shape[0]
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -22,6 +23,7 @@ import pytest
 from dexhands_data.actions import compute_actions, dexwm_official_actions
 from dexhands_data.cli.main import main
 from dexhands_data.dataset.reader import episode_rows, read_episode
+from dexhands_data.distortion import Distortion
 from dexhands_data.export.egodex_camera import camera_mismatch, egodex_camera, match_egodex_camera
 from dexhands_data.export.frames import EpisodeFrames
 from dexhands_data.export.outdir import ExportDir, ExportDirError
@@ -257,6 +259,28 @@ def test_camera_check_and_rerender_geometry():
         assert len(xs), (u, v)
         centre = np.array([xs.mean() + int(u) - 3, ys.mean() + int(v) - 3])
         assert np.linalg.norm(centre - [u, v]) < 1.0
+
+
+def test_rerender_into_the_egodex_camera_undistorts_a_lens():
+    """Dots drawn where a barrel lens shows 3D points land, after re-rendering into the EgoDex
+    pinhole camera, where that camera projects them; the lens is named by the camera check."""
+    K_in = replace(Intrinsics.from_fov(320, 240, 90.0), distortion=Distortion(-0.25, 0.05))
+    assert "lens distortion [-0.25, 0.05, 0.0, 0.0]" in camera_mismatch(K_in)
+    points = np.array([[0.4, -0.27, 0.5], [-0.36, 0.26, 0.45], [0.0, 0.0, 1.0]])  # near the corners
+    image = np.zeros((240, 320, 3), np.uint8)
+    for u, v in np.round(K_in.project(points)).astype(int):
+        image[v - 1:v + 2, u - 1:u + 2] = 255
+    out = match_egodex_camera(EpisodeFrames("test", 320, 240, K_in, lambda: iter([image])))
+    assert out.intrinsics.distortion is None and camera_mismatch(out.intrinsics) is None
+    warped = next(out.iterate())
+    for u, v in project(points, out.intrinsics.K):
+        patch = warped[int(v) - 4:int(v) + 5, int(u) - 4:int(u) + 5, 0].astype(float)
+        ys, xs = np.nonzero(patch > 60)
+        assert len(xs), (u, v)
+        centre = np.array([xs.mean() + int(u) - 4, ys.mean() + int(v) - 4])
+        assert np.linalg.norm(centre - [u, v]) < 1.0
+    # without the undistortion the corner dots would sit this far off
+    assert np.abs(K_in.project(points[:2]) - project(points[:2], K_in.K)).max() > 5
 
 
 @pytest.mark.noncommercial

@@ -7,17 +7,21 @@ so every setting sees exactly the same detections. Geometry gets numbers (known 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from dexhands_data.distortion import Distortion
 from dexhands_data.geometry import Intrinsics, project
 from dexhands_data.hands.mediapipe_backend import LegacyHandsDetector, MediaPipeHands, RawHand
-from dexhands_data.hands.postprocess import interpolate_hand
+from dexhands_data.hands.postprocess import PostprocessConfig, interpolate_hand
+from dexhands_data.hands.relift import relift_track
 from dexhands_data.hands.smoothing import SmootherConfig, rts_smooth
 from dexhands_data.hands.track_lift import LiftConfig, lift_slot, ray_rotation, track_segments
 from dexhands_data.keypoints import BONES, LEFT, MIDDLE_MCP, RIGHT, WRIST, bone_lengths
 from dexhands_data.loader.crop import CropGeometry, project_hc_keypoints
-from dexhands_data.records import VideoFrame
+from dexhands_data.records import HandTrack, VideoFrame
 from dexhands_data.sources.videos import VideosSource
 from test_hands_postprocess import right_hand_palm_to_camera
 
@@ -346,3 +350,78 @@ def test_hand_smoother_flag_reaches_the_estimator_config():
     default = MediaPipeHands(**cli_extract._hands_options(parser.parse_args(["extract", "--input", "x"])))
     assert raw.config()["lift"]["smoother"]["kind"] == "none"
     assert default.config()["lift"]["smoother"]["kind"] == "rts"
+
+
+# ----------------------------------------------------------------------------- lens distortion
+
+LENS = Distortion(-0.25, 0.05)
+K640_LENS = replace(K640, source="sidecar", distortion=LENS)
+
+
+def test_hands_seen_through_a_lens_are_lifted_on_ideal_pixels():
+    """A hand at known places, its 2D seen through a barrel lens (the hand's keypoints move by up to
+    43 px): the stored 2D stays the seen pixels, the 3D is the true hand, and it projects with the
+    lens onto the stored 2D (so the loader's heatmaps land on the hand in the stored frames)."""
+    hand = right_hand_palm_to_camera()
+    places = [[-0.17 + 0.01 * t, -0.11, 0.45] for t in range(6)]  # towards the top-left corner
+    truth = np.stack([hand + p for p in places])
+    raws = [[_raw_seen(h, K640_LENS)] for h in truth]
+    raws[3] = []  # a one-frame gap: filled on the ideal pixels, stored as seen
+    tr = _session_track(raws, K640_LENS)
+    assert tr.valid[:, RIGHT].all() and tr.processing["gap_frames_filled"] == 1
+    seen = np.stack([K640_LENS.project(h) for h in truth])
+    keep = [0, 1, 2, 4, 5]
+    np.testing.assert_allclose(tr.keypoints_2d[keep, RIGHT], seen[keep], atol=1e-3)
+    err_3d = np.linalg.norm(tr.keypoints_cam[keep, RIGHT] - truth[keep], axis=-1)
+    assert np.median(err_3d) < 1e-4, np.median(err_3d)  # m (exact shape: exact lift)
+    on_2d = np.linalg.norm(K640_LENS.project(tr.keypoints_cam[:, RIGHT]) - tr.keypoints_2d[:, RIGHT], axis=-1)
+    assert on_2d.max() < 1e-3  # px, filled frame included
+    assert tr.processing["lift_distortion"] == LENS.to_list()
+    # the same pixels lifted as a pinhole: the hand lands centimetres off (6.4 cm)
+    pinhole = _session_track(raws, K640)
+    assert np.median(np.linalg.norm(pinhole.keypoints_cam[keep, RIGHT] - truth[keep], axis=-1)) > 0.03
+    # heatmap targets (HC keypoints in the DexWM crop) with the lens are the stored 2D
+    geom = CropGeometry.for_source(640, 480)
+    uv, visible = project_hc_keypoints(tr.keypoints_cam, tr.valid, K640.K, geom, LENS)
+    hc = np.concatenate([tr.keypoints_2d[:, h][:, [WRIST, 4, 8, 12, 16, 20]] for h in (LEFT, RIGHT)], axis=1)
+    assert visible.any() and np.abs(uv[visible] - geom.source_to_crop(hc)[visible]).max() < 0.01
+    uv_pinhole, _ = project_hc_keypoints(tr.keypoints_cam, tr.valid, K640.K, geom)
+    assert np.abs(uv_pinhole[visible] - uv[visible]).max() > 3.0  # crop px: the lens matters
+
+
+def test_relift_with_a_lens_places_the_shape_on_the_ideal_rays():
+    hand = right_hand_palm_to_camera() + [0.15, 0.1, 0.4]
+    track = HandTrack.empty(1, "hamer==test")
+    track.keypoints_2d[0, RIGHT] = K640_LENS.project(hand)
+    track.keypoints_cam[0, RIGHT] = hand + [0.03, -0.02, 0.05]  # placed as a pinhole would: wrong
+    track.valid[0, RIGHT] = True
+    out = relift_track(track, K640_LENS)
+    np.testing.assert_allclose(out.keypoints_cam[0, RIGHT], hand, atol=1e-4)
+    assert out.lift_residual_px[0, RIGHT] < 1e-3
+    np.testing.assert_array_equal(out.keypoints_2d, track.keypoints_2d)  # pixels as seen
+
+
+def _raw_seen(hand_cam: np.ndarray, K: Intrinsics) -> RawHand:
+    """What MediaPipe reports for a hand seen through ``K``'s lens (normalised image landmarks)."""
+    uv = K.project(hand_cam)
+    norm = np.column_stack([(uv[:, 0] + 0.5) / K.width, (uv[:, 1] + 0.5) / K.height, np.zeros(21)])
+    return RawHand("Left", 0.95, norm, hand_cam - hand_cam.mean(axis=0))
+
+
+def test_a_hand_beyond_the_lens_fold_is_dropped_not_stored_with_nan():
+    """Self-calibration can give finish() a lens the per-frame detections did not know: a hand whose
+    landmarks lie outside the frame beyond that lens's fold (no ray) is dropped and counted."""
+    lens = Distortion(-0.22)  # one-to-one up to 0.821 normalised: just past the frame's corners
+    K_lens = replace(K640, source="self_calibrated", distortion=lens)
+    hand = right_hand_palm_to_camera()
+    inside = _raw(hand + [0.0, 0.0, 0.5], K640)
+    far = RawHand("Left", 0.95, inside.landmarks + [0.62, 0.0, 0.0], inside.world)  # ~400 px right
+    assert (far.landmarks[:, 0] * 640 - 0.5 - 319.5).max() / 500 > 0.83
+    est = MediaPipeHands(detector_factory=Replay([[inside], [far], [inside]]), postprocess=PostprocessConfig(max_gap_fill=0))
+    session = est.session(K640)
+    for i in range(3):
+        session.step(VideoFrame(i, i, i / 30.0, np.zeros((480, 640, 3), np.uint8)))
+    tr = session.finish(K_lens)
+    assert tr.valid[:, RIGHT].tolist() == [True, False, True]
+    assert tr.processing["hands_beyond_lens_fold"] == 1
+    assert np.isfinite(tr.keypoints_cam[tr.valid]).all() and np.isnan(tr.keypoints_2d[1]).all()

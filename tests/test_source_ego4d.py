@@ -146,6 +146,16 @@ def test_intrinsics_override_file_and_sidecar(ego4d_root, tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match="invalid intrinsics file"):
         Ego4DSource(intrinsics_file=str(bad))
+    # a calibration with its lens: k1, k2 go with K (unchanged by the 1920 -> 1280 scaling)
+    lens = {UID_B: {"fx": 900.0, "fy": 900.0, "cx": 959.5, "cy": 539.5, "width": 1920, "height": 1080,
+                    "k1": -0.12, "k2": 0.02}}
+    overrides.write_text(json.dumps(lens))
+    b = Ego4DSource(intrinsics_file=str(overrides)).open(refs[f"ego4d-{UID_B}"]).intrinsics
+    assert b.distortion.to_list() == [-0.12, 0.02, 0.0, 0.0] and b.fx == 600.0
+    lens[UID_B]["k2"] = float("nan")
+    overrides.write_text(json.dumps(lens))
+    with pytest.raises(EpisodeError, match=r"ego4d_intrinsics\.json .*invalid intrinsics .*k2 must be finite"):
+        Ego4DSource(intrinsics_file=str(overrides)).open(refs[f"ego4d-{UID_B}"])
 
 
 def test_layout_errors_and_registry(ego4d_root, tmp_path):

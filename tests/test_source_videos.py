@@ -130,6 +130,29 @@ def test_sidecar_stem_name_and_errors(shared_data, tmp_path):
         src.open(ref)
 
 
+def test_sidecar_lens_distortion_and_its_errors(shared_data, tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.symlink_to(shared_data / LANDMARKER)
+    sidecar = tmp_path / "clip.mp4.intrinsics.json"
+    src = VideosSource()
+    ref = src.discover(str(tmp_path))[0]
+    base = {"fx": 1000.0, "fy": 1000.0, "cx": 639.5, "cy": 359.5, "width": 1280, "height": 720}
+    sidecar.write_text(json.dumps({**base, "k1": -0.21, "k2": 0.04}))
+    intr = src.open(ref).intrinsics
+    # scaled to the 640x360 video: K halves, the (normalised) distortion stays
+    assert intr.distortion.to_list() == [-0.21, 0.04, 0.0, 0.0] and intr.fx == 500.0
+    sidecar.write_text(json.dumps({**base, "k1": -0.1, "k2": 0.0, "p1": 0.001, "p2": -0.002}))
+    assert src.open(ref).intrinsics.distortion.to_list() == [-0.1, 0.0, 0.001, -0.002]
+    sidecar.write_text(json.dumps(base))
+    assert src.open(ref).intrinsics.distortion is None  # no k1: a pinhole, as before
+    for bad, why in (('"k1": NaN', "k1 must be finite"), ('"k1": "-0.2"', "k1 must be a number"),
+                     ('"k1": -0.1, "k2": [1]', "k2 must be a number"), ('"k2": 0.1', "needs k1"),
+                     ('"k1": -1.5', "folds the image")):
+        sidecar.write_text(json.dumps(base)[:-1] + ", " + bad + "}")
+        with pytest.raises(EpisodeError, match=rf"clip\.mp4\.intrinsics\.json: invalid intrinsics sidecar .*{why}"):
+            src.open(ref)
+
+
 def test_rotated_video_frames_and_intrinsics(tmp_path):
     """A portrait phone video: coded 64x48, displayed 48x64; sidecar numbers of the coded grid rotate."""
     img = np.zeros((48, 64, 3), np.uint8)

@@ -6,6 +6,8 @@
   depths, rendered per plane with its plane-induced homography and painted far to near: exact
   general motion. ``single_plane``: one large textured plane (fronto-parallel or tilted), the
   near-planar tabletop case where essential-matrix decompositions are ambiguous.
+* ``distorted_views``: any of these seen through a lens with radial-tangential distortion: each
+  frame pixel samples the pinhole rendering at its ideal (undistorted) position, exactly.
 World = first camera (OpenCV axes); poses are ``T_world_cam`` (4, 4).
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dexhands_data.distortion import Distortion, undistort_pixels
 from dexhands_data.geometry import matrix_from_rotvec, se3, se3_inverse
 
 
@@ -44,6 +47,35 @@ def rotation_sequence(source: np.ndarray, rotations: np.ndarray, size=(640, 427)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     frames = [cv2.warpPerspective(source, Ks @ R @ np.linalg.inv(K), (w, h), flags=flags) for R in rotations]
     return np.stack(frames), K
+
+
+def rotation_render(source: np.ndarray, f: float):
+    """``render(R, K, size)``: the view of ``source`` (its own focal = f, centred) by a camera turned by R."""
+    Ks = view_K(source.shape[1], source.shape[0], f)
+
+    def render(R: np.ndarray, K: np.ndarray, size) -> np.ndarray:
+        return cv2.warpPerspective(source, Ks @ R @ np.linalg.inv(K), size,
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return render
+
+
+def distorted_views(render, poses, K: np.ndarray, size, distortion: Distortion) -> np.ndarray:
+    """Frames (n, H, W, 3) of a camera with intrinsics K and lens ``distortion``: ``render(pose,
+    K_canvas, canvas_size)`` draws the pinhole view on a canvas large enough for every ideal pixel the
+    distorted frame shows (barrel distortion shows more than the pinhole frame), and frame pixel
+    (u, v) samples it at the ideal pixel of (u, v) (bilinear)."""
+    w, h = size
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    ideal = undistort_pixels(np.stack([u, v], axis=-1), K, distortion)
+    assert np.isfinite(ideal).all(), "the lens folds inside the frame"
+    lo = np.minimum(np.floor(ideal.reshape(-1, 2).min(axis=0)) - 2, 0)
+    hi = np.maximum(np.ceil(ideal.reshape(-1, 2).max(axis=0)) + 2, [w - 1, h - 1])
+    canvas = (int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1)
+    K_canvas = np.array(K, dtype=np.float64)
+    K_canvas[:2, 2] -= lo
+    map_xy = (ideal - lo).astype(np.float32)
+    return np.stack([cv2.remap(render(pose, K_canvas, canvas), map_xy[..., 0], map_xy[..., 1], cv2.INTER_LINEAR)
+                     for pose in poses])
 
 
 @dataclass

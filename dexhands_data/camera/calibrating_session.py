@@ -3,7 +3,9 @@
 The first ``self_calibration_frames`` frames are kept on the odometry's working grid (grey image +
 feature mask, ~0.35 MB a frame at 480x360) and tracked with KLT to collect frame pairs;
 :func:`~.self_calibration.estimate_focal` turns them into a focal. With a focal found the
-intrinsics become ``source = "self_calibrated"`` (fx = fy, principal point kept); otherwise the
+intrinsics become ``source = "self_calibrated"`` (fx = fy, principal point kept; with the radial
+distortion k1 when it is significant, ``processing.self_calibration.k1`` / ``k1_sigma`` /
+``distortion_reason`` say what was found); otherwise the
 prior stays and ``processing.self_calibration.reason`` says why. The odometry then runs over the
 kept frames and every later one with the final intrinsics, so all poses share one K, which the
 track carries (:attr:`CameraTrack.intrinsics`) for the hands to be lifted with.
@@ -16,6 +18,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from ..distortion import Distortion, check_covers_frame
 from ..geometry import Intrinsics
 from ..records import CameraTrack
 from .masks import points_allowed
@@ -55,10 +58,16 @@ def collect_pairs(greys: list[np.ndarray], masks: list[np.ndarray], max_features
     return pairs
 
 
-def calibrated_intrinsics(prior: Intrinsics, focal_work_px: float, scale: float) -> Intrinsics:
-    """Source-grid intrinsics with the focal found on the working grid (``scale`` = working / source)."""
-    f = focal_work_px / scale
-    return replace(prior, fx=float(f), fy=float(f), source="self_calibrated")
+def calibrated_intrinsics(prior: Intrinsics, estimate: FocalEstimate, scale: float) -> Intrinsics:
+    """Source-grid intrinsics with the focal found on the working grid (``scale`` = working / source)
+    and, when one was found, its radial distortion k1 (dimensionless: the same on both grids).
+    ValueError when that lens would fold the image inside the frame."""
+    f = estimate.focal_px / scale
+    distortion = None if estimate.k1 is None else Distortion(estimate.k1)
+    intr = replace(prior, fx=float(f), fy=float(f), source="self_calibrated", distortion=distortion)
+    if distortion is not None:
+        check_covers_frame(distortion, intr.K, intr.width, intr.height)
+    return intr
 
 
 class SelfCalibratingSession:
@@ -107,7 +116,12 @@ class SelfCalibratingSession:
         pairs = collect_pairs(greys, masks, s.cfg.max_features)
         self.estimate = estimate_focal(pairs, s.size[0], s.intr.cx, s.intr.cy)
         if self.estimate.focal_px is not None:
-            self.session = self.make_session(calibrated_intrinsics(self.prior, self.estimate.focal_px, s.scale))
+            try:
+                intr = calibrated_intrinsics(self.prior, self.estimate, s.scale)
+            except ValueError as exc:  # a k1 that folds the frame is no lens: drop it (focal kept)
+                self.estimate = replace(self.estimate, k1=None, distortion_reason=str(exc))
+                intr = calibrated_intrinsics(self.prior, self.estimate, s.scale)
+            self.session = self.make_session(intr)
         self.calibration_frames = len(self.kept)
         for prepared in self.kept:
             self.session.step_prepared(*prepared)

@@ -128,8 +128,13 @@ class ColmapSession:
         f = 0.5 * (work.fx + work.fy)
         db = self.dir / "database.db"
         reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "SIMPLE_PINHOLE"
-        reader.camera_params = f"{f},{work.cx + 0.5},{work.cy + 0.5}"  # COLMAP: pixel centres at +0.5
+        if work.distorted:  # COLMAP's OPENCV model is OpenCV's k1, k2, p1, p2 (held fixed below)
+            reader.camera_model = "OPENCV"
+            lens = ",".join(str(v) for v in work.distortion.to_list())
+            reader.camera_params = f"{work.fx},{work.fy},{work.cx + 0.5},{work.cy + 0.5},{lens}"
+        else:
+            reader.camera_model = "SIMPLE_PINHOLE"
+            reader.camera_params = f"{f},{work.cx + 0.5},{work.cy + 0.5}"  # COLMAP: pixel centres at +0.5
         reader.mask_path = str(self.dir / "masks")
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.use_gpu = False

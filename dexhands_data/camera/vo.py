@@ -197,6 +197,12 @@ class VOSession:
 
     # ------------------------------------------------------------------ stages
 
+    def _ideal(self, pts: np.ndarray) -> np.ndarray:
+        """Ideal (undistorted, same K) float64 pixels of tracked working-grid pixels (M, 2): all
+        geometry (bearings, PnP, two-view, triangulation) runs on them; tracking and masks stay on
+        the image pixels. Without distortion the pixels themselves."""
+        return self.intr.ideal_pixels(pts) if self.intr.distorted else np.asarray(pts, dtype=np.float64)
+
     def check_frame(self, image: np.ndarray) -> None:
         """Raise ValueError unless ``image`` is an RGB frame of the intrinsics' size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != (self.src.height, self.src.width):
@@ -235,7 +241,7 @@ class VOSession:
                                               self.cfg.feature_min_distance, mask=det_mask, blockSize=7)
             if corners is not None:
                 pts = corners.reshape(-1, 2).astype(np.float32)
-                d = bearings(pts, self.K) @ T_world_cam[:3, :3].T
+                d = bearings(self._ideal(pts), self.K) @ T_world_cam[:3, :3].T
                 c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
                 new = Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
                 self.tracks = self.tracks.append(new)
@@ -271,7 +277,7 @@ class VOSession:
     def _pnp(self, has_X: np.ndarray) -> np.ndarray | None:
         idx = np.flatnonzero(has_X)
         X = self.tracks.X[idx]
-        uv = self.tracks.pts[idx].astype(np.float64)
+        uv = self._ideal(self.tracks.pts[idx])
         T_cw = se3_inverse(self.last_valid_T)
         rvec0, _ = cv2.Rodrigues(T_cw[:3, :3])
         ok, rvec, tvec, inl = cv2.solvePnPRansac(
@@ -301,11 +307,12 @@ class VOSession:
 
     def _two_view(self) -> tuple[np.ndarray | None, str]:
         tr = self.tracks
-        b1, b2 = bearings(tr.kf_pts, self.K), bearings(tr.pts, self.K)
+        p1, p2 = self._ideal(tr.kf_pts), self._ideal(tr.pts)
+        b1, b2 = bearings(p1, self.K), bearings(p2, self.K)
         thr = self.cfg.ransac_threshold_px / self.f
         R_ck, rot_inl = fit_rotation_ransac(b1, b2, thr, self.rng)
         rotation_T = self.T_world_kf @ se3(R_ck.T, np.zeros(3))
-        fit = fit_two_view(tr.kf_pts.astype(np.float64), tr.pts.astype(np.float64), self.K, R_ck, rot_inl,
+        fit = fit_two_view(p1, p2, self.K, R_ck, rot_inl,
                            self.cfg.ransac_threshold_px, self._predicted_T_kf_cur())
         if fit is not None and fit.kind == "rotation":
             if rot_inl.sum() < self.cfg.min_tracks:
@@ -384,14 +391,15 @@ class VOSession:
         if len(idx) == 0:
             return
         tr = self.tracks
-        d2 = bearings(tr.pts[idx], self.K) @ T[:3, :3].T
+        uv = self._ideal(tr.pts[idx])
+        d2 = bearings(uv, self.K) @ T[:3, :3].T
         c2 = np.tile(T[:3, 3], (len(idx), 1))
         X, s1, s2, ang = triangulate_midpoint(tr.birth_c[idx], tr.birth_d[idx], c2, d2)
         T_cw = se3_inverse(T)
         pc = X @ T_cw[:3, :3].T + T_cw[:3, 3]
         with np.errstate(divide="ignore", invalid="ignore"):
             px = pc[:, :2] / pc[:, 2:3] * [self.K[0, 0], self.K[1, 1]] + [self.K[0, 2], self.K[1, 2]]
-        err = np.linalg.norm(px - tr.pts[idx], axis=1)
+        err = np.linalg.norm(px - uv, axis=1)
         good = (s1 > 0) & (s2 > 0) & (ang > np.deg2rad(self.cfg.min_triangulation_deg))
         good &= err < self.cfg.pnp_reprojection_px
         tr.X[idx[good]] = X[good]

@@ -6,7 +6,7 @@ import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("validate", help="check a dataset folder against the data contract v1")
+    p = sub.add_parser("validate", help="check a dataset folder against the data contract (v1 or v2)")
     p.add_argument("path", help="dataset folder, e.g. ./dexwm-actions")
     p.set_defaults(func=run)
 
@@ -18,7 +18,7 @@ def run(args) -> int:
     for problem in report.problems:
         print(f"INVALID {problem}", file=sys.stderr)
     if report.ok:
-        print(f"{args.path}: valid (schema v1; {report.episodes} episodes, {report.rows} frame rows)")
+        print(f"{args.path}: valid (schema {report.version}; {report.episodes} episodes, {report.rows} frame rows)")
         return 0
     print(f"{args.path}: {len(report.problems)} violation(s)", file=sys.stderr)
     return 1

@@ -90,14 +90,26 @@ ds = datasets.load_dataset("path/to/dexwm-actions", "<source>")   # one source
 {chr(10).join(f"- **{k}**: {v}" for k, v in info['conventions'].items())}
 
 One row per frame; `meta/episodes.parquet` has one row per episode (status, failure reason, shard and
-row range, intrinsics, estimators and config hash); `meta/stats.json` has per-dimension statistics;
-`meta/info.json` has totals and the recipes. Schema: `schemas/v1/*.json` of dexhands-data.
+row range, intrinsics{_lens_text(info)}, estimators and config hash); `meta/stats.json` has per-dimension statistics;
+`meta/info.json` has totals and the recipes. Schema: `schemas/v{_major(info)}/*.json` of dexhands-data.
 
 ## Citation
 ```bibtex
 {CITATION}
 ```
 """
+
+
+def _major(info: dict) -> str:
+    return str(info["schema_version"]).split(".")[0]
+
+
+def _lens_text(info: dict) -> str:
+    """What schema v2 adds to the episode row (nothing for a v1 dataset, whose card stays as written)."""
+    if _major(info) == "1":
+        return ""
+    return (" and lens distortion (`distortion` [k1, k2, p1, p2] of OpenCV's model, null for a pinhole; "
+            "`keypoints_2d` are the distorted pixels the frames show)")
 
 
 def card_text(info: dict) -> str:

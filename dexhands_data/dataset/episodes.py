@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..distortion import Distortion
 from ..geometry import Intrinsics
 from ..images import decode_jpeg
 from ..records import EpisodeError, HandTrack
@@ -23,7 +24,8 @@ from ..schema import column_spec, fixed_list_to_numpy
 class EpisodeMeta:
     """What readers need from a ``meta/episodes.parquet`` row (None where unknown).
 
-    intrinsics: pixels of the source frame (``width`` x ``height``); T_opencv_source (4, 4) maps the
+    intrinsics: pixels of the source frame (``width`` x ``height``), with the lens distortion when the
+    episode has one (schema v2); T_opencv_source (4, 4) maps the
     source's camera axes into OpenCV's; ``source_path`` is relative to the input root of the run.
     """
 
@@ -39,17 +41,30 @@ class EpisodeMeta:
 
     @classmethod
     def from_row(cls, row: dict) -> "EpisodeMeta":
-        K = None
-        if row.get("intrinsics") is not None and row.get("width") and row.get("height"):
-            fx, fy, cx, cy = row["intrinsics"]
-            K = Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]),
-                           row.get("intrinsics_source") or "dataset")
+        K = row_intrinsics(row)
         S = row.get("T_opencv_source")
         metric = row.get("translation_metric")
         return cls(row["episode_id"], row.get("source"), row.get("fps"), K,
                    np.eye(4) if S is None else np.asarray(S, dtype=np.float64).reshape(4, 4),
                    row.get("source_path"), row.get("world_frame"), None if metric is None else bool(metric),
                    row.get("hand_estimator"))
+
+
+def row_intrinsics(row: dict) -> Intrinsics | None:
+    """The intrinsics of a ``meta/episodes.parquet`` row (None without intrinsics or image size).
+
+    Schema v2's ``distortion`` [k1, k2, p1, p2] goes with them; a v1 row (no such key) or a null
+    means a pinhole camera. ValueError names the episode for a malformed distortion."""
+    if row.get("intrinsics") is None or not row.get("width") or not row.get("height"):
+        return None
+    fx, fy, cx, cy = row["intrinsics"]
+    values = row.get("distortion")
+    try:
+        distortion = None if values is None else Distortion.from_list(values)
+    except ValueError as exc:
+        raise ValueError(f"episode {row.get('episode_id')}: bad distortion ({exc})") from exc
+    return Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]),
+                      row.get("intrinsics_source") or "dataset", distortion)
 
 
 def episode_meta_index(episodes: pa.Table | None) -> dict[str, EpisodeMeta]:

@@ -79,7 +79,7 @@ def frame_columns(ep: EpisodeData) -> dict[str, np.ndarray]:
 
 def frame_table(ep: EpisodeData, columns: dict[str, np.ndarray] | None = None,
                 start: int = 0, stop: int | None = None) -> pa.Table:
-    """Frame rows [start, stop) of one episode, per ``schemas/v1/frame.json``.
+    """Frame rows [start, stop) of one episode, per ``schemas/v2/frame.json``.
 
     Slicing lets the writer stream long episodes in row groups (images are read from
     ``ep.images`` only for the slice), so memory does not grow with the episode's length.
@@ -129,6 +129,7 @@ def episode_row(ep: EpisodeData, config_hash: str) -> dict:
         "height": int(K.height),
         "intrinsics": [float(v) for v in K.to_list()],
         "intrinsics_source": K.source,
+        "distortion": None if K.distortion is None else K.distortion.to_list(),
         "T_opencv_source": np.asarray(ep.T_opencv_source, dtype=np.float64).tolist(),
         "world_frame": ep.camera.world_frame,
         "translation_metric": bool(ep.camera.translation_metric),
@@ -149,7 +150,7 @@ def failed_episode_row(ref, error: str, config_hash: str) -> dict:
         "episode_id": ref.episode_id, "source": ref.source, "split": ref.split, "status": "failed",
         "error": error, "source_path": ref.relpath, "shard": None, "row_start": None, "row_end": None,
         "num_frames": 0, "fps": None, "width": None, "height": None, "intrinsics": None,
-        "intrinsics_source": None, "T_opencv_source": None, "world_frame": None, "translation_metric": None,
+        "intrinsics_source": None, "distortion": None, "T_opencv_source": None, "world_frame": None, "translation_metric": None,
         "camera_static": None, "task": None, "hand_estimator": None, "camera_estimator": None,
         "config_hash": config_hash, "pipeline_version": __version__, "processing": None,
         "extra": json.dumps(ref.metadata, sort_keys=True, default=str),

@@ -1,6 +1,7 @@
-"""``dexdata validate``: check a dataset folder against the data contract v1.
+"""``dexdata validate``: check a dataset folder against the data contract (v1 or v2).
 
-Checks the schema version, Arrow schemas of shards and ``meta/episodes.parquet``, that row ranges
+Checks the schema version (any readable one; the Arrow schemas are those of that version), Arrow
+schemas of shards and ``meta/episodes.parquet``, the lens distortion of each episode, that row ranges
 in the episode table match the shards exactly (no orphan shards or rows, sorted rows, contiguous
 frame indices), strictly increasing timestamps, NaN exactly where validity flags say missing,
 rigid camera poses, confidences in [0, 1], and the presence of stats and the dataset card.
@@ -19,7 +20,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..schema import DATA_DIR, DATASET_CONVENTIONS, EPISODES_PATH, INFO_PATH, SCHEMA_VERSION, STATS_PATH, arrow_schema, fixed_list_to_numpy
+from ..distortion import Distortion, check_covers_frame
+from ..schema import (
+    DATA_DIR, DATASET_CONVENTIONS, EPISODES_PATH, INFO_PATH, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION,
+    STATS_PATH, arrow_schema, fixed_list_to_numpy,
+)
 from .card import card_text
 
 _ARRAY_COLUMNS = {
@@ -32,6 +37,7 @@ _ARRAY_COLUMNS = {
 class ValidationReport:
     root: Path
     problems: list[str] = field(default_factory=list)
+    version: str = SCHEMA_VERSION  # the schema version the folder was checked against
     episodes: int = 0
     rows: int = 0
     #: finite values per dimension over all shard rows, as counted into stats.json
@@ -54,14 +60,15 @@ def _schema_diff(actual, expected) -> str | None:
     return f"column types differ from the contract for {bad}" if bad else None
 
 
-def _check_shard(report: ValidationReport, root: Path, relpath: str, episodes: list[dict]) -> None:
+def _check_shard(report: ValidationReport, root: Path, relpath: str, episodes: list[dict],
+                 version: str) -> None:
     path = root / relpath
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a violation, not a crash
         report.add(relpath, f"unreadable Parquet file ({exc})")
         return
-    diff = _schema_diff(pf.schema_arrow, arrow_schema("frame"))
+    diff = _schema_diff(pf.schema_arrow, arrow_schema("frame", version))
     if diff:
         report.add(relpath, diff)
         return
@@ -130,12 +137,16 @@ def validate_dataset(root: str | Path) -> ValidationReport:
         report.add(root, "not a folder")
         return report
     info_path = root / INFO_PATH
+    version = SCHEMA_VERSION
     if not info_path.exists():
         report.add(info_path.relative_to(root), "missing")
     else:
-        version = json.loads(info_path.read_text()).get("schema_version")
-        if version != SCHEMA_VERSION:
-            report.add(INFO_PATH, f"schema_version {version!r}, expected {SCHEMA_VERSION!r}")
+        stated = json.loads(info_path.read_text()).get("schema_version")
+        if stated in READABLE_SCHEMA_VERSIONS:
+            version = report.version = stated
+        else:
+            report.add(INFO_PATH, f"schema_version {stated!r}, "
+                                  f"expected one of {list(READABLE_SCHEMA_VERSIONS)}")
     for required in (STATS_PATH, "README.md"):
         if not (root / required).exists():
             report.add(required, "missing")
@@ -143,7 +154,7 @@ def validate_dataset(root: str | Path) -> ValidationReport:
         report.add(EPISODES_PATH, "missing")
         return report
     episodes_table = pq.read_table(root / EPISODES_PATH)
-    diff = _schema_diff(episodes_table.schema, arrow_schema("episode"))
+    diff = _schema_diff(episodes_table.schema, arrow_schema("episode", version))
     if diff:
         report.add(EPISODES_PATH, diff)
         return report
@@ -160,6 +171,10 @@ def validate_dataset(root: str | Path) -> ValidationReport:
                 continue
             if e["intrinsics"] is None or len(e["intrinsics"]) != 4:
                 report.add(EPISODES_PATH, f"episode {e['episode_id']}: intrinsics must be [fx, fy, cx, cy]")
+            elif e.get("distortion") is not None:
+                problem = _distortion_problem(e)
+                if problem:
+                    report.add(EPISODES_PATH, f"episode {e['episode_id']}: {problem}")
             by_shard.setdefault(e["shard"], []).append(e)
         elif e["status"] == "failed":
             if not e["error"]:
@@ -173,9 +188,23 @@ def validate_dataset(root: str | Path) -> ValidationReport:
         if relpath not in on_disk:
             report.add(relpath, f"listed in {EPISODES_PATH} but missing")
             continue
-        _check_shard(report, root, relpath, by_shard[relpath])
+        _check_shard(report, root, relpath, by_shard[relpath], version)
     _check_meta_consistency(report, root, episodes)
     return report
+
+
+def _distortion_problem(row: dict) -> str | None:
+    """Why an episode row's ``distortion`` is not [k1, k2, p1, p2] of a lens valid over its frame."""
+    try:
+        d = Distortion.from_list(row["distortion"])
+        if len(row["distortion"]) != 4:
+            raise ValueError("expected [k1, k2, p1, p2]")
+        fx, fy, cx, cy = row["intrinsics"]
+        K = [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]
+        check_covers_frame(d, np.asarray(K), int(row["width"]), int(row["height"]))
+    except (ValueError, TypeError) as exc:
+        return f"distortion {row['distortion']}: {exc}"
+    return None
 
 
 def _check_meta_consistency(report: ValidationReport, root: Path, episodes: list[dict]) -> None:

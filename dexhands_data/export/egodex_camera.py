@@ -42,6 +42,8 @@ def camera_mismatch(intr: Intrinsics) -> str | None:
         problems.append(f"{intr.width}x{intr.height} is not 16:9")
     elif abs(px - cx) > PIXEL_ATOL * (1 + s) or abs(py - cy) > PIXEL_ATOL * (1 + s):  # 1 px at both scales
         problems.append(f"principal point ({px:.1f}, {py:.1f}) at 1080 rows (EgoDex ({cx:.0f}, {cy:.0f}))")
+    if intr.distorted:
+        problems.append(f"lens distortion {intr.distortion.to_list()} (EgoDex is a pinhole)")
     return "; ".join(problems) or None
 
 
@@ -66,7 +68,8 @@ def match_egodex_camera(frames: EpisodeFrames) -> EpisodeFrames:
     """``frames`` re-rendered into the EgoDex camera on a 16:9 grid of the same height.
 
     Pixel (u, v) of the output shows the ray ``inv(K_out) @ (u, v, 1)``, read from the input at
-    ``K_in @ inv(K_out) @ (u, v, 1)``; rays outside the source frame are black.
+    ``K_in @ inv(K_out) @ (u, v, 1)`` (with the input's lens distortion applied when it has one: the
+    output is an undistorted pinhole view); rays outside the source frame are black.
     """
     if frames.intrinsics is None:
         raise ValueError("the episode has no intrinsics: cannot re-render it into the EgoDex camera")
@@ -74,10 +77,19 @@ def match_egodex_camera(frames: EpisodeFrames) -> EpisodeFrames:
     k_out = egodex_camera(w, h)
     H = k_out.K @ np.linalg.inv(frames.intrinsics.K)
     inner = frames.iterate
+    if frames.intrinsics.distorted:  # each output ray read at its distorted input pixel
+        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        q = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(H).T
+        src = frames.intrinsics.image_pixels(q[..., :2] / q[..., 2:3]).astype(np.float32)
 
-    def warped() -> Iterator[np.ndarray]:
-        for image in inner():
-            yield cv2.warpPerspective(image, H, (w, h), flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        def warped() -> Iterator[np.ndarray]:
+            for image in inner():
+                yield cv2.remap(image, src[..., 0], src[..., 1], cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    else:
+        def warped() -> Iterator[np.ndarray]:
+            for image in inner():
+                yield cv2.warpPerspective(image, H, (w, h), flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     return EpisodeFrames(f"{frames.origin}, re-rendered into the EgoDex camera", w, h, k_out, warped)

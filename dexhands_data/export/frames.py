@@ -12,7 +12,7 @@ embedded or even-cropped frames it is rescaled / kept to the grid actually writt
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def even_crop(frames: EpisodeFrames) -> EpisodeFrames:
     inner = frames.iterate
     intr = frames.intrinsics
     if intr is not None:
-        intr = Intrinsics(intr.fx, intr.fy, intr.cx, intr.cy, w, h, intr.source)
+        intr = replace(intr, width=w, height=h)
     return EpisodeFrames(frames.origin, w, h, intr, lambda: (f[:h, :w] for f in inner()), None)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dataset.episodes import row_intrinsics
 from ..geometry import Intrinsics
 from ..records import EpisodeError
 
@@ -61,11 +62,10 @@ class ScoredEpisode:
 
 
 def _intrinsics(row: dict, where: str) -> Intrinsics:
-    if row.get("intrinsics") is None or not row.get("width") or not row.get("height"):
+    intr = row_intrinsics(row)
+    if intr is None:
         raise EpisodeError(f"{where}: episode {row['episode_id']} has no intrinsics or image size")
-    fx, fy, cx, cy = row["intrinsics"]
-    return Intrinsics(fx, fy, cx, cy, int(row["width"]), int(row["height"]),
-                      row.get("intrinsics_source") or "dataset")
+    return intr
 
 
 def read_scored_episodes(root: str | Path, episode_ids: set[str] | None = None) -> dict[str, ScoredEpisode]:

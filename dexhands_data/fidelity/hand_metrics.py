@@ -292,13 +292,16 @@ def hands_in_view(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np
 
 
 def reprojection_px(keypoints_cam: np.ndarray, keypoints_2d: np.ndarray, valid: np.ndarray,
-                    K: np.ndarray) -> np.ndarray:
-    """A track's own 3D -> 2D consistency: mean px distance between ``K``-projected ``keypoints_cam``
-    and ``keypoints_2d``, one value per valid hand (H,)."""
+                    K: np.ndarray, distortion=None) -> np.ndarray:
+    """A track's own 3D -> 2D consistency: mean px distance between ``keypoints_cam`` projected with
+    ``K`` (and the lens ``distortion``, a :class:`~dexhands_data.distortion.Distortion` or None) and
+    ``keypoints_2d``, one value per valid hand (H,)."""
+    from ..distortion import distort_pixels
     from ..geometry import project
 
     frame, slot = np.nonzero(np.asarray(valid, bool))
     cam, uv = np.asarray(keypoints_cam), np.asarray(keypoints_2d)
-    parts = [keypoint_mean(norm_last(project(cam[frame[c], slot[c]], K) - uv[frame[c], slot[c]]))
+    parts = [keypoint_mean(norm_last(distort_pixels(project(cam[frame[c], slot[c]], K), K, distortion)
+                                     - uv[frame[c], slot[c]]))
              for c in chunk_slices(len(frame))]
     return np.concatenate(parts)

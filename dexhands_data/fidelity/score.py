@@ -65,11 +65,13 @@ def check_pair(est: ScoredEpisode, gt: ScoredEpisode) -> None:
 
 def hand_samples(gt_cam: np.ndarray, gt_2d: np.ndarray, gt_valid: np.ndarray, width: int, height: int,
                  est_cam: np.ndarray, est_2d: np.ndarray, est_valid: np.ndarray, est_K: np.ndarray,
-                 match_fraction: float = 0.5, est_to_gt_pixels: tuple[float, float] = (1.0, 1.0)):
+                 match_fraction: float = 0.5, est_to_gt_pixels: tuple[float, float] = (1.0, 1.0),
+                 est_distortion=None):
     """:class:`HandSamples` of an estimate against GT over aligned frames (contract arrays, see
     :mod:`.hand_metrics`), and the matches (GT as reference; only GT hands in view of the
     ``width`` x ``height`` image take part). ``est_to_gt_pixels`` (sx, sy) maps the estimate's pixel
-    grid onto the GT's when the two were extracted at different image sizes (``u' = (u + 0.5) sx - 0.5``)."""
+    grid onto the GT's when the two were extracted at different image sizes (``u' = (u + 0.5) sx - 0.5``);
+    ``est_distortion`` is the estimate's lens (its 3D projects onto its 2D with it)."""
     in_view = hands_in_view(gt_cam, gt_2d, gt_valid, width, height)
     est_2d_gt = est_2d
     if est_to_gt_pixels != (1.0, 1.0):
@@ -80,7 +82,7 @@ def hand_samples(gt_cam: np.ndarray, gt_2d: np.ndarray, gt_valid: np.ndarray, wi
     samples = HandSamples(
         gt_in_view=int(in_view.sum()), matched=len(pairs), est_hands=est_hands,
         est_unmatched=est_hands - len(pairs), errors=errors,
-        consistency_px=reprojection_px(est_cam, est_2d, est_valid, est_K),
+        consistency_px=reprojection_px(est_cam, est_2d, est_valid, est_K, est_distortion),
     )
     return samples, pairs
 
@@ -120,7 +122,8 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
         notes.append(f"{est.dataset} episode {est.episode_id} is {Ke.width}x{Ke.height}, the ground truth "
                      f"{K.width}x{K.height}: estimated pixels rescaled onto the ground truth's grid")
     hands, pairs = hand_samples(g.keypoints_cam, g.keypoints_2d, g.hand_valid, K.width, K.height,
-                                e.keypoints_cam, e.keypoints_2d, e.hand_valid, Ke.K, match_fraction, grid)
+                                e.keypoints_cam, e.keypoints_2d, e.hand_valid, Ke.K, match_fraction, grid,
+                                Ke.distortion)
     with_camera = e.has_camera
     if not with_camera:
         notes.append(f"{est.dataset} episode {est.episode_id} has no camera poses: camera figures and "

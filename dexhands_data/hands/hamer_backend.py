@@ -375,8 +375,11 @@ class HamerSession:
                                                     if self._depth_ratio else None),
         }
         track = postprocess_track(track, self.est.postprocess)
-        if intrinsics is not None and intrinsics.K.tolist() != self.intrinsics.K.tolist():
-            track = relift_track(track, intrinsics)
+        final = intrinsics if intrinsics is not None else self.intrinsics
+        # per frame the hands were placed on the image pixels with the session's K: place them again
+        # when K changed or the lens distorts (the lift then runs on the ideal pixels)
+        if final.K.tolist() != self.intrinsics.K.tolist() or final.distorted:
+            track = relift_track(track, final)
         return track
 
 

@@ -163,7 +163,7 @@ def to_detection(raw: RawHand, intrinsics: Intrinsics, mirrored_input: bool,
     points_cam, residual = np.full((NUM_KEYPOINTS, 3), np.nan), float("nan")
     if np.all(np.isfinite(raw.world)) and np.all(np.isfinite(uv)):
         try:
-            lift = lift_to_camera(raw.world, uv, intrinsics.K)
+            lift = lift_to_camera(raw.world, intrinsics.ideal_pixels(uv), intrinsics.K)
             points_cam, residual = lift.points_cam, lift.residual_px
         except np.linalg.LinAlgError:
             pass
@@ -268,6 +268,12 @@ class MediaPipeSession:
         track.config = dict(self.config)
         cfg = self.postprocess
         swaps = fix_handedness_swaps(track, cfg, companions=[world]) if cfg.fix_swaps else 0
+        beyond_fold = 0
+        if intr.distorted:  # lift and fill on the ideal (pinhole) pixels; stored 2D stays as seen
+            track.keypoints_2d[:] = intr.ideal_pixels(track.keypoints_2d)
+            # a landmark outside the frame beyond the lens model's fold has no ray (NaN): the lift
+            # fails for that hand, which is dropped below with the other unlifted ones
+            beyond_fold = int((track.valid & ~np.isfinite(track.keypoints_2d).all(axis=(-1, -2))).sum())
         cam, residual, lifted, lift_info = lift_hands(track.keypoints_2d, world, track.valid, intr.K,
                                                       self.lift)
         track.keypoints_cam[:] = cam
@@ -297,6 +303,10 @@ class MediaPipeSession:
             "lift_residual_px_median": float(np.median(fit)) if fit.size else None,
             "reprojection_px_median": _reprojection_median(track, intr.K),
         }
+        if intr.distorted:
+            track.keypoints_2d[:] = intr.image_pixels(track.keypoints_2d)
+            track.processing["lift_distortion"] = intr.distortion.to_list()
+            track.processing["hands_beyond_lens_fold"] = beyond_fold
         return track
 
 
@@ -406,8 +416,8 @@ class MediaPipeHands:
             detector.close()
         for d in detections:
             if d.lifted:
-                res = lift_slot(d.keypoints_2d[None], d.keypoints_world[None], np.ones(1, bool),
-                                intrinsics.K, self.lift)
+                res = lift_slot(intrinsics.ideal_pixels(d.keypoints_2d)[None], d.keypoints_world[None],
+                                np.ones(1, bool), intrinsics.K, self.lift)
                 if np.all(np.isfinite(res.keypoints_cam[0])):
                     d.keypoints_cam = res.keypoints_cam[0]
         return detections

@@ -5,7 +5,8 @@ For backends that place hands per frame (HaMeR); MediaPipe keeps its landmarks u
 
 The lift of a hand (:func:`~dexhands_data.geometry.lift_to_camera`) only translates its metric,
 camera-aligned shape until it reprojects onto its 2D keypoints; so each hand's shape (its
-keypoints minus their mean, metres) and 2D keypoints (px) are all a second lift needs. Pixels,
+keypoints minus their mean, metres) and 2D keypoints (px) are all a second lift needs; with lens
+distortion the lift runs on the 2D keypoints' ideal (undistorted) pixels. Pixels,
 validity and confidences stay (a hand the new lift would put behind the camera becomes invalid); ``keypoints_cam`` and ``lift_residual_px`` are recomputed.
 """
 
@@ -31,7 +32,7 @@ def relift_track(track: HandTrack, intrinsics: Intrinsics) -> HandTrack:
         shape = track.keypoints_cam[i, s].astype(np.float64)
         shape -= shape.mean(axis=0)
         try:
-            lift = lift_to_camera(shape, track.keypoints_2d[i, s], intrinsics.K)
+            lift = lift_to_camera(shape, intrinsics.ideal_pixels(track.keypoints_2d[i, s]), intrinsics.K)
         except np.linalg.LinAlgError:
             lift = None
         if lift is None or not np.all(lift.points_cam[:, 2] > 0):

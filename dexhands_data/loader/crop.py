@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..distortion import Distortion, distort_pixels
 from ..geometry import project
 from ..keypoints import HC_POSE_ROWS, NUM_KEYPOINTS
 
@@ -89,16 +90,19 @@ def project_hc_keypoints(
     hand_valid: np.ndarray,
     K: np.ndarray,
     geometry: CropGeometry,
+    distortion: Distortion | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop pixels (T, 12, 2) float32 and visibility (T, 12) bool of the HC keypoints.
 
     keypoints_cam (T, 2, 21, 3) m in each frame's own OpenCV camera; K the intrinsics of the source
-    frame grid. A keypoint is visible when its hand is valid, it lies in front of the camera
-    (z > 0) and ``0 < u' < 392 and 0 < v' < 224``. Invisible keypoints keep their coordinates where
-    finite (NaN behind the camera or for a missing hand).
+    frame grid, ``distortion`` its lens (the episode's; None: pinhole): keypoints are projected with
+    it, so they land where the stored (distorted) frames show the hands. A keypoint is visible when
+    its hand is valid, it lies in front of the camera (z > 0) and ``0 < u' < 392 and 0 < v' < 224``.
+    Invisible keypoints keep their coordinates where finite (NaN behind the camera or for a missing
+    hand).
     """
     pts = hc_keypoints_cam(np.asarray(keypoints_cam, dtype=np.float64))
-    uv = geometry.source_to_crop(project(pts, K))
+    uv = geometry.source_to_crop(distort_pixels(project(pts, K), K, distortion))
     hand_of = np.repeat(np.asarray(hand_valid, bool), len(HC_POSE_ROWS) // 2, axis=-1)
     visible = visible_in_crop(uv, geometry.out_width, geometry.out_height) & hand_of
     uv[~hand_of] = np.nan

@@ -140,7 +140,7 @@ def build_window(
     K = ep.meta.intrinsics
     if K is not None:
         geom = CropGeometry.for_source(K.width, K.height, cfg.out_width, cfg.out_height)
-        hc, visible = project_hc_keypoints(ep.keypoints_cam[idx], hand_valid, K.K, geom)
+        hc, visible = project_hc_keypoints(ep.keypoints_cam[idx], hand_valid, K.K, geom, K.distortion)
         if cfg.hc_embodiments is not None and ep.embodiment not in cfg.hc_embodiments:
             visible[:] = False
     else:

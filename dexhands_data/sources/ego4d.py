@@ -18,7 +18,8 @@ Ego4D's metadata is nominal: fps and resolution vary per video (1440x1080, 1920x
 1920x1440, ...) and are **read from each file** (PyAV); the metadata values are kept in ``extra``
 with a flag when they disagree. Ego4D publishes no intrinsics (Ego4d#198), so in order:
 1. ``intrinsics_file``: a JSON object ``{uid: {"fx", "fy", "cx", "cy"[, "width", "height"]} or
-   {"K": [[...]]}}`` (per-video overrides, e.g. calibrations from another project);
+   {"K": [[...]]}}``, optionally with the lens distortion ``"k1", "k2"[, "p1", "p2"]`` (per-video
+   overrides, e.g. calibrations from another project);
 2. a sidecar next to the video (``<uid>.mp4.intrinsics.json``, see :mod:`.videos`);
 3. the field-of-view prior with ``hfov_deg`` (``Intrinsics.source == "fov_prior"``).
 Scenarios become the episode's ``task`` text (Ego4D has no per-video instruction) and ``extra``.
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..distortion import distortion_from_mapping
 from ..geometry import Intrinsics
 from ..records import EpisodeError, EpisodeRef
 from ..video_io import VideoInfo, probe_video
@@ -244,7 +246,8 @@ class Ego4DSource:
                 K = np.array([[entry["fx"], 0, entry["cx"]], [0, entry["fy"], entry["cy"]], [0, 0, 1]],
                              np.float64)
             width, height = int(entry.get("width", info.width)), int(entry.get("height", info.height))
-            intr = Intrinsics.from_K(K, width, height, source="dataset")
+            intr = Intrinsics.from_K(K, width, height, source="dataset",
+                                     distortion=distortion_from_mapping(entry))
         except (KeyError, ValueError, TypeError) as exc:
             raise EpisodeError(f"{where}: invalid intrinsics ({exc})") from exc
         if (width, height) == (info.width, info.height):

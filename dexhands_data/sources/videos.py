@@ -10,7 +10,10 @@ Intrinsics, in pixels of the displayed grid:
    ``{"fx", "fy", "cx", "cy"}`` or ``{"K": [[...], [...], [...]]}``, optionally ``"width"`` and
    ``"height"`` of the grid the numbers refer to (default: the displayed grid). Numbers given for
    the coded (unrotated) grid of a rotated video are rotated; another size of the same aspect ratio
-   is scaled. ``Intrinsics.source == "sidecar"``.
+   is scaled. Optional lens distortion: ``"k1"``, ``"k2"`` (and ``"p1"``, ``"p2"``) of OpenCV's model
+   (:mod:`..distortion`; missing ones are 0; without ``k1`` the camera is a pinhole). A value that is
+   not a finite number, or a lens that folds the image inside the frame, fails the episode with a
+   message naming the sidecar. ``Intrinsics.source == "sidecar"``.
 2. otherwise the field-of-view prior: square pixels, centred principal point,
    fx = 0.5 W / tan(hfov / 2) with ``hfov_deg`` (default 90 degrees, the CLI's ``--hfov``);
    ``Intrinsics.source == "fov_prior"``.
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..distortion import distortion_from_mapping
 from ..geometry import Intrinsics
 from ..records import EpisodeError, EpisodeRef
 from ..slugs import slug
@@ -75,7 +79,7 @@ def read_sidecar_intrinsics(path: str, info: VideoInfo) -> Intrinsics:
             K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         width = int(data.get("width", info.width))
         height = int(data.get("height", info.height))
-        intr = Intrinsics.from_K(K, width, height, source="sidecar")
+        intr = Intrinsics.from_K(K, width, height, source="sidecar", distortion=distortion_from_mapping(data))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EpisodeError(f"{path}: invalid intrinsics sidecar ({exc})") from exc
     if (width, height) == (info.width, info.height):
