@@ -1,4 +1,4 @@
-"""Sparse bundle adjustment of camera poses and anchored inverse-depth points (scipy least_squares).
+"""Sparse bundle adjustment of camera poses and anchored inverse-depth points.
 
 Frames: poses are world-to-camera ``T_cw`` (F, 4, 4), OpenCV axes (x right, y down, z forward);
 pixels on the grid of K. A point p is anchored in the frame ``anchor[p]`` that first observes it:
@@ -18,8 +18,9 @@ Two motion models:
 
 Optionally one common focal factor (fx and fy scaled together) is refined as well.
 
-Residuals are reprojection errors in pixels with a robust loss (Huber by default, ``f_scale`` px); the
-Jacobian is analytic and sparse (``jac_sparsity`` implied by the sparse matrix it returns).
+Residuals are reprojection errors in pixels with a robust loss (Huber by default, ``f_scale_px``) on
+each observation's 2D error; the Jacobian is analytic and sparse, and the Levenberg-Marquardt steps
+are solved by the Schur complement on the points.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.sparse import csr_matrix
 
 from ..geometry import matrix_from_rotvec
@@ -55,8 +55,8 @@ class BAProblem:
 @dataclass
 class BAResult:
     """Refined poses T_cw (F, 4, 4), points (ab, rho), the focal factor (1 = unchanged), the robust
-    cost (0.5 sum of the loss, px^2), the number of residuals and of free parameters, and the median
-    reprojection error before / after (px)."""
+    cost (0.5 sum of the loss, px^2), the number of residuals and of free parameters, the median
+    reprojection error before / after (px) and each observation's error after (px)."""
 
     T_cw: np.ndarray
     ab: np.ndarray
@@ -67,26 +67,8 @@ class BAResult:
     parameters: int
     median_px_before: float
     median_px_after: float
-    success: bool
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """Cross-product matrices (..., 3, 3) of vectors (..., 3)."""
-    z = np.zeros(v.shape[:-1])
-    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
-                     np.stack([v[..., 2], z, -v[..., 0]], -1),
-                     np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
-
-
-def _left_jacobian(w: np.ndarray) -> np.ndarray:
-    """Left Jacobians (..., 3, 3) of SO(3) at rotation vectors w: exp(w + d) = exp(J_l(w) d) exp(w)."""
-    theta = np.linalg.norm(w, axis=-1)[..., None, None]
-    W = _skew(w)
-    small = theta < 1e-8
-    th = np.where(small, 1.0, theta)
-    c1 = np.where(small, 0.5, (1 - np.cos(th)) / th**2)
-    c2 = np.where(small, 1.0 / 6.0, (th - np.sin(th)) / th**3)
-    return np.eye(3) + c1 * W + c2 * (W @ W)
+    converged: bool
+    errors_px: np.ndarray
 
 
 class _Layout:
@@ -148,20 +130,31 @@ class _Model:
         s = x[L.focal_col] if L.focal_col >= 0 else 1.0
         return R, t, ab, rho, s
 
+    def rebase(self, x: np.ndarray) -> np.ndarray:
+        """Fold the rotation increments of ``x`` into the base rotations; returns ``x`` with them at 0."""
+        R = self.unpack(x)[0]
+        self.R0 = R
+        x = x.copy()
+        c = self.L.pose_col[self.L.pose_col >= 0]
+        x[(c[:, None] + np.arange(3)).ravel()] = 0.0
+        return x
+
     def _geometry(self, x: np.ndarray):
+        """Per observation: the point seen from its frame, ``h = M m + rho tau`` with the relative pose
+        anchor -> frame ``M = R_i R_a^T``, ``tau = t_i - M t_a`` (computed once per frame pair)."""
         p = self.p
         R, t, ab, rho, s = self.unpack(x)
-        i, j = p.obs_frame, p.obs_point
-        a = p.anchor[j]
-        m = np.column_stack([ab[j], np.ones(len(j))])
-        v = m - rho[j, None] * t[a]
-        q = np.einsum("oji,oj->oi", R[a], v)  # R_a^T v
-        h = np.einsum("oij,oj->oi", R[i], q) + rho[j, None] * t[i]
-        return R, t, ab, rho, s, i, j, a, m, v, q, h
+        M = R[self.pair_i] @ np.swapaxes(R[self.pair_a], 1, 2)
+        tau = t[self.pair_i] - np.einsum("kij,kj->ki", M, t[self.pair_a])
+        Mo, tau_o = M[self.pair_of], tau[self.pair_of]
+        j = p.obs_point
+        a_, b_, r_ = ab[j, 0], ab[j, 1], rho[j]
+        h = Mo[:, :, 0] * a_[:, None] + Mo[:, :, 1] * b_[:, None] + Mo[:, :, 2] + r_[:, None] * tau_o
+        return R, t, ab, rho, s, Mo, tau_o, h
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         p = self.p
-        R, t, ab, rho, s, i, j, a, m, v, q, h = self._geometry(x)
+        R, t, ab, rho, s, Mo, tau_o, h = self._geometry(x)
         z = np.maximum(h[:, 2], 1e-9)
         K = p.K
         r = np.column_stack([s * K[0, 0] * h[:, 0] / z + K[0, 2] - p.obs_uv[:, 0],
@@ -178,6 +171,9 @@ class _Model:
         i, j = p.obs_frame, p.obs_point
         a = p.anchor[j]
         ci, ca = L.pose_col[i], L.pose_col[a]
+        pair = i * len(p.T_cw) + a
+        uniq, self.pair_of = np.unique(pair, return_inverse=True)
+        self.pair_i, self.pair_a = uniq // len(p.T_cw), uniq % len(p.T_cw)
         self.zero_i = (ci < 0) | (i == a)
         self.zero_a = (ca < 0) | (i == a)
         k = np.arange(L.pose_dof)
@@ -197,37 +193,43 @@ class _Model:
         self.n_rows = len(self.indptr) - 1
 
     def jacobian(self, x: np.ndarray) -> csr_matrix:
+        """Sparse Jacobian of :meth:`residuals`. Rotations are differentiated by a left increment at
+        the current estimate (``exp(d) R``); that differs from the derivative in the parameters
+        (``exp(w + d)``) by an invertible factor per frame, which leaves the stationary points, hence
+        the solution, unchanged, and is exact at the start (w = 0)."""
         p, L = self.p, self.L
-        R, t, ab, rho, s, i, j, a, m, v, q, h = self._geometry(x)
-        O = len(i)
+        R, t, ab, rho, s, Mo, tau_o, h = self._geometry(x)
+        j = p.obs_point
+        r_ = rho[j][:, None]
         z = np.maximum(h[:, 2], 1e-9)
-        fx, fy = s * p.K[0, 0], s * p.K[1, 1]
-        dp = np.zeros((O, 2, 3))  # d(u, v) / dh
-        dp[:, 0, 0] = fx / z
-        dp[:, 0, 2] = -fx * h[:, 0] / z**2
-        dp[:, 1, 1] = fy / z
-        dp[:, 1, 2] = -fy * h[:, 1] / z**2
-        Jl = np.tile(np.eye(3), (len(R), 1, 1))
-        free = np.flatnonzero(L.pose_col >= 0)
-        Jl[free] = _left_jacobian(x[L.pose_col[free, None] + np.arange(3)])
-        Rq = np.einsum("oij,oj->oi", R[i], q)
-        RiRaT = np.einsum("oij,okj->oik", R[i], R[a])
-        D = np.einsum("orj,ojk->ork", dp, RiRaT)  # d(u, v) / dq
-        # observer pose: dh/dw_i = -[R_i q]x J_l(w_i), dh/dt_i = rho I
-        # anchor pose:   dq/dw_a = R_a^T [v]x J_l(w_a), dq/dt_a = -rho R_a^T
-        blk_i = [np.einsum("orj,ojk->ork", np.cross(Rq[:, None, :], dp), Jl[i])]
-        blk_a = [np.einsum("orj,ojk->ork", np.cross(D, v[:, None, :]), Jl[a])]
-        if L.translation:
-            blk_i.append(dp * rho[j, None, None])
-            blk_a.append(-D * rho[j, None, None])
-        blk_i, blk_a = np.concatenate(blk_i, 2), np.concatenate(blk_a, 2)
+        fx, fy = s * p.K[0, 0] / z, s * p.K[1, 1] / z
+        gx, gy = fx * h[:, 0] / z, fy * h[:, 1] / z
+        # rows of d(u, v)/dh: (fx/z, 0, -fx hx/z^2) and (0, fy/z, -fy hy/z^2)
+        du = np.column_stack([fx, np.zeros_like(fx), -gx])
+        dv = np.column_stack([np.zeros_like(fy), fy, -gy])
+        Du = fx[:, None] * Mo[:, 0, :] - gx[:, None] * Mo[:, 2, :]  # d(u, v)/dq with q in the anchor frame
+        Dv = fy[:, None] * Mo[:, 1, :] - gy[:, None] * Mo[:, 2, :]
+        Rq = h - r_ * t[p.obs_frame]  # R_i q
+        v = np.column_stack([ab[j], np.ones(len(j))]) - r_ * t[p.anchor[j]]
+        # observer pose: dh/dw_i = -[R_i q]x -> row . (-[Rq]x) = Rq x row; dh/dt_i = rho I
+        # anchor pose (in its own frame): dh/dw_a = M [v]x -> row . M [v]x = (row M) x v; dh/dt_a = -rho M
+        cols = []
+        for d, D in ((du, Du), (dv, Dv)):
+            row = [np.cross(Rq, d)]
+            if L.translation:
+                row.append(r_ * d)
+            row.append(np.cross(D, v))
+            if L.translation:
+                row.append(-r_ * D)
+            cols.append(row)
+        blk_i = np.stack([np.concatenate(c[: len(c) // 2], 1) for c in cols], 1)
+        blk_a = np.stack([np.concatenate(c[len(c) // 2:], 1) for c in cols], 1)
         blk_i[self.zero_i] = 0.0
         blk_a[self.zero_a] = 0.0
-        # point: dh/da = R_i R_a^T e_x, dh/db = R_i R_a^T e_y, dh/drho = t_i - R_i R_a^T t_a
-        blocks = [blk_i, blk_a, D[:, :, :2]]
+        # point: dh/da = M e_x, dh/db = M e_y, dh/drho = tau
+        blocks = [blk_i, blk_a, np.stack([Du[:, :2], Dv[:, :2]], 1)]
         if L.translation:
-            d_rho = t[i] - np.einsum("oij,oj->oi", RiRaT, t[a])
-            blocks.append(np.einsum("orj,oj->or", dp, d_rho)[:, :, None])
+            blocks.append(np.stack([np.einsum("oi,oi->o", du, tau_o), np.einsum("oi,oi->o", dv, tau_o)], 1)[:, :, None])
         if L.focal_col >= 0:
             blocks.append(np.column_stack([p.K[0, 0] * h[:, 0] / z, p.K[1, 1] * h[:, 1] / z])[:, :, None])
         data = [np.concatenate(blocks, 2).ravel()]
@@ -236,28 +238,101 @@ class _Model:
         return csr_matrix((np.concatenate(data), self.indices, self.indptr), shape=(self.n_rows, L.size))
 
 
+def schur_step(H: np.ndarray, g: np.ndarray, lam: float, layout: "_Layout") -> np.ndarray:
+    """The Levenberg-Marquardt step solving ``(H + lam diag(H)) d = -g`` by the Schur complement on
+    the points, whose blocks (``point_dof`` square) are independent given the cameras."""
+    L = layout
+    k = L.point_dof
+    pts = (L.point_col[:, None] + np.arange(k))  # (P, k)
+    cam = np.concatenate([np.arange(L.n_pose), [L.focal_col] if L.focal_col >= 0 else []]).astype(int)
+    D = H.diagonal().copy()
+    A = H + np.diag(lam * np.maximum(D, 1e-9) + 1e-12)
+    Hpp = A[pts[:, :, None], pts[:, None, :]]  # (P, k, k)
+    Hpp_inv = np.linalg.inv(Hpp)
+    gp = g[pts]  # (P, k)
+    step = np.zeros(len(g))
+    if len(cam):
+        Hcp = A[np.ix_(cam, pts.ravel())].reshape(len(cam), len(pts), k)
+        B = np.einsum("cpk,pkl->cpl", Hcp, Hpp_inv).reshape(len(cam), -1)
+        S = A[np.ix_(cam, cam)] - B @ Hcp.reshape(len(cam), -1).T
+        dc = np.linalg.solve(S, -g[cam] + B @ gp.ravel())
+        step[cam] = dc
+        gp = gp + np.einsum("cpk,c->pk", Hcp, dc)
+    step[pts] = -np.einsum("pkl,pl->pk", Hpp_inv, gp)
+    return step
+
+
+def robust_weights(sq_px: np.ndarray, loss: str, scale_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Loss rho(s) and its derivative (the IRLS weight) of squared per-observation errors s (px^2)."""
+    k2 = scale_px**2
+    if loss == "huber":
+        root = np.sqrt(np.maximum(sq_px, 1e-300))
+        inner = sq_px <= k2
+        return np.where(inner, sq_px, 2 * scale_px * root - k2), np.where(inner, 1.0, scale_px / root)
+    if loss == "cauchy":
+        return k2 * np.log1p(sq_px / k2), 1.0 / (1.0 + sq_px / k2)
+    if loss == "linear":
+        return sq_px, np.ones_like(sq_px)
+    raise ValueError(f"unknown loss {loss!r} (huber, cauchy, linear)")
+
+
 def bundle_adjust(problem: BAProblem, translation: bool = True, refine_focal: bool = False,
                   loss: str = "huber", f_scale_px: float = 1.0, gauge_weight: float = 10.0,
-                  max_nfev: int = 30) -> BAResult:
+                  max_iterations: int = 15, rel_tolerance: float = 1e-5) -> BAResult:
     """Refine the free poses, the points and optionally the focal by robust least squares.
 
-    With ``translation=False`` the points are put at infinity (rho = 0) and only rotations change."""
+    Levenberg-Marquardt on the normal equations with iteratively reweighted residuals (the robust
+    loss acts on each observation's 2D error), solved sparsely; after every accepted step the
+    rotations are re-based, so each linearisation is exact. Stops when an accepted step lowers the
+    cost by less than ``rel_tolerance`` of it, or after ``max_iterations`` Jacobians. (scipy's
+    ``least_squares`` TRF + LSMR with the same sparse Jacobian had not converged after 100 evaluations
+    on 30-frame windows of real video.) With ``translation=False`` the points are put at infinity
+    (rho = 0) and only rotations change."""
     p = problem
     if not translation:
         p = BAProblem(p.T_cw, p.fixed, p.obs_frame, p.obs_point, p.obs_uv, p.anchor, p.ab,
                       np.zeros(len(p.anchor)), p.K)
     layout = _Layout(p, translation, refine_focal)
     model = _Model(p, layout, gauge_weight)
-    x0 = model.x0()
-    r0 = model.residuals(x0)[: 2 * len(p.obs_frame)].reshape(-1, 2)
-    before = float(np.median(np.linalg.norm(r0, axis=1))) if len(r0) else 0.0
-    if layout.size == 0 or len(p.obs_frame) == 0:
-        return BAResult(p.T_cw.copy(), p.ab.copy(), p.rho.copy(), 1.0, 0.0, len(r0) * 2, 0, before, before, True)
-    sol = least_squares(model.residuals, x0, jac=model.jacobian, method="trf", loss=loss, f_scale=f_scale_px,
-                        x_scale="jac", tr_solver="lsmr", max_nfev=max_nfev, xtol=1e-10, ftol=1e-6)
-    R, t, ab, rho, s = model.unpack(sol.x)
+    n_obs = len(p.obs_frame)
+
+    def evaluate(x: np.ndarray):
+        r = model.residuals(x)
+        sq = r[: 2 * n_obs].reshape(-1, 2)
+        sq = (sq**2).sum(1)
+        rho, w = robust_weights(sq, loss, f_scale_px)
+        return r, sq, w, 0.5 * (rho.sum() + float((r[2 * n_obs:] ** 2).sum()))
+
+    x = model.x0()
+    r, sq, w, cost = evaluate(x)
+    before = float(np.median(np.sqrt(sq))) if n_obs else 0.0
+    converged = True
+    if layout.size and n_obs:
+        lam, converged = 1e-3, False
+        for _ in range(max_iterations):
+            J = model.jacobian(x)
+            wr = np.concatenate([np.repeat(w, 2), np.ones(len(r) - 2 * n_obs)])
+            Jw = J.multiply(wr[:, None]).tocsr()
+            H = (J.T @ Jw).toarray()
+            g = Jw.T @ r
+            while lam < 1e8:
+                x_new = x + schur_step(H, g, lam, layout)
+                r_new, sq_new, w_new, cost_new = evaluate(x_new)
+                if np.isfinite(cost_new) and cost_new < cost:
+                    break
+                lam *= 4.0
+            else:
+                converged = True
+                break
+            gain = cost - cost_new
+            x, r, sq, w, cost = model.rebase(x_new), r_new, sq_new, w_new, cost_new
+            lam = max(lam / 3.0, 1e-7)
+            if gain < rel_tolerance * cost:
+                converged = True
+                break
+    R, t, ab, rho, s = model.unpack(x)
     T = np.tile(np.eye(4), (len(R), 1, 1))
     T[:, :3, :3], T[:, :3, 3] = R, t
-    r1 = sol.fun[: 2 * len(p.obs_frame)].reshape(-1, 2)
-    return BAResult(T, ab, rho, float(s), float(sol.cost), int(2 * len(p.obs_frame)), layout.size, before,
-                    float(np.median(np.linalg.norm(r1, axis=1))), bool(sol.success))
+    e1 = np.sqrt(sq)
+    return BAResult(T, ab, rho, float(s), float(cost), int(2 * n_obs), layout.size, before,
+                    float(np.median(e1)) if n_obs else 0.0, converged, e1)

@@ -9,8 +9,8 @@ then suppresses the weaker but perfectly trackable texture of the rest of the sc
 wall), and on egocentric video what is left are features on the objects the hands move.
 
 Here the threshold is absolute: ``lambda_min >= (sigma_n / max_std_px)^2``, with the image noise
-``sigma_n`` (grey levels) estimated per frame by Immerkaer's Laplacian method (floored at the
-quantisation noise 1/sqrt(12)); the strongest corners still come first, spaced ``min_distance``.
+``sigma_n`` (grey levels) estimated per frame by a median form of Immerkaer's Laplacian method
+(floored at the quantisation noise 1/sqrt(12)); the strongest corners still come first, spaced ``min_distance``.
 Pixels and grey levels refer to the image given (the odometry's working grid).
 """
 
@@ -24,12 +24,14 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 def image_noise_sigma(grey: np.ndarray) -> float:
-    """Standard deviation (grey levels) of white noise in a uint8 image (Immerkaer 1996)."""
+    """Standard deviation (grey levels) of white noise in a uint8 image: Immerkaer's Laplacian-difference
+    operator (its response to noise of std sigma has std 6 sigma), taken as a median so that edges and
+    corners, a minority of the pixels, do not count (Immerkaer's mean does count them)."""
     h, w = grey.shape
     if h < 3 or w < 3:
         return QUANTISATION_SIGMA
     r = cv2.filter2D(grey.astype(np.float32), -1, _IMMERKAER)[1:-1, 1:-1]
-    sigma = np.sqrt(np.pi / 2.0) * float(np.abs(r).sum()) / (6.0 * (w - 2) * (h - 2))
+    sigma = float(np.median(np.abs(r))) / (6.0 * 0.6745)
     return max(sigma, QUANTISATION_SIGMA)
 
 

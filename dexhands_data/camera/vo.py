@@ -56,13 +56,15 @@ VERSION = "1.2"
 class VOConfig:
     """Settings of the odometry. Pixel thresholds refer to the downscaled working grid.
 
-    ``feature_max_std_px``: new corners must be trackable to this standard deviation, predicted from
-    their gradients and the frame's noise (:mod:`.corners`); ``window``: the windowed bundle
-    adjustment (:mod:`.windowed_ba`), run when ``bundle_adjustment``."""
+    ``feature_max_std_px`` (opt-in, e.g. 0.1): new corners must be trackable to this standard
+    deviation, predicted from their gradients and the frame's noise (:mod:`.corners`), instead of
+    ``feature_quality`` of the frame's best corner; ``window``: the windowed bundle adjustment
+    (:mod:`.windowed_ba`), run when ``bundle_adjustment`` (opt-in). docs/camera.md has the figures."""
 
     working_long_side: int = 480
     max_features: int = 300
-    feature_max_std_px: float = 0.1
+    feature_quality: float = 0.005
+    feature_max_std_px: float | None = None
     feature_min_distance: float = 10.0
     klt_window: int = 11
     klt_levels: int = 3
@@ -80,7 +82,7 @@ class VOConfig:
     min_keyframe_gap: int = 1
     self_calibration: bool = True
     self_calibration_frames: int = 60
-    bundle_adjustment: bool = True
+    bundle_adjustment: bool = False
     mask: MaskConfig = field(default_factory=MaskConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
 
@@ -254,7 +256,7 @@ class VOSession:
             radius = int(self.cfg.feature_min_distance)
             for u, v in self.tracks.pts:
                 cv2.circle(det_mask, (int(round(u)), int(round(v))), radius, 0, -1)
-            pts = detect_corners(grey, det_mask, room, self.cfg.feature_min_distance, self.cfg.feature_max_std_px)
+            pts = self._corners(grey, det_mask, room)
             if len(pts):
                 d = bearings(pts, self.K) @ T_world_cam[:3, :3].T
                 c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
@@ -266,6 +268,15 @@ class VOSession:
         self.T_world_kf = np.array(T_world_cam, dtype=np.float64)
         self.kf_count = len(self.tracks)
         self.kf_frame = len(self.poses)
+
+    def _corners(self, grey: np.ndarray, mask: np.ndarray, room: int) -> np.ndarray:
+        """New corners (M, 2): by predicted tracking precision when ``feature_max_std_px`` is set,
+        else OpenCV's criterion (``feature_quality`` of the frame's best corner)."""
+        if self.cfg.feature_max_std_px is not None:
+            return detect_corners(grey, mask, room, self.cfg.feature_min_distance, self.cfg.feature_max_std_px)
+        corners = cv2.goodFeaturesToTrack(grey, room, self.cfg.feature_quality, self.cfg.feature_min_distance,
+                                          mask=mask, blockSize=7)
+        return np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2).astype(np.float32)
 
     def _track(self, grey: np.ndarray, mask: np.ndarray) -> None:
         if len(self.tracks) == 0:

@@ -11,9 +11,13 @@ Over a window of ``window_frames`` frames the translation adds up, so the decisi
 2. Two bundle adjustments (:mod:`.bundle_adjustment`, Huber loss) start from the odometry's poses:
    **rotation only** (3 dof per frame, points at infinity) and **general motion** (6 dof per frame,
    inverse-depth points; points without parallax in the odometry's poses start at the depth unit).
-3. The model with the lower BIC (``2 cost / sigma^2 + log(residuals) * free parameters``) is kept,
+3. The model with the lower BIC (``2 cost / sigma^2 + log(residuals) * free parameters``, sigma the
+   tracks' noise estimated from the rotation model's errors) is kept,
    so translation is only added where it explains the tracks better than its extra parameters cost;
-   a camera that only rotates keeps exactly its centre.
+   a camera that only rotates keeps exactly its centre. Once a window has translated, the next one
+   (whose fixed frames then have different centres) is adjusted with general motion only, so a
+   short window at the end of a segment cannot undo the translation its predecessor established.
+   ``motion_model`` = ``rotation`` / ``general`` forces one model (ablations).
 4. The last ``overlap_frames`` frames stay in the next window, fixed (gauge: pose and, through their
    points' depths, the scale); the first frame of a segment is fixed to the odometry's pose moved
    by the correction of the last refined frame. Frames that were not refined (invalid frames) move
@@ -39,16 +43,19 @@ from .bundle_adjustment import BAProblem, BAResult, bundle_adjust
 class WindowConfig:
     """window_frames: frames per adjustment (overlap included); overlap_frames: fixed frames shared
     with the previous window; min_observations: views a track needs to become a point; huber_px: the
-    robust loss's scale; sigma_px: the tracks' noise for the model choice; max_points: the
+    robust loss's scale; min_sigma_px: floor of the tracks' noise estimated for the model choice
+    (exact synthetic tracks); max_points: the
     longest-lived tracks kept per window (cost bound)."""
 
     window_frames: int = 30
     overlap_frames: int = 5
     min_observations: int = 3
     huber_px: float = 1.0
-    sigma_px: float = 0.5
-    max_points: int = 250
-    max_evaluations: int = 25
+    min_sigma_px: float = 0.01
+    max_points: int = 120
+    max_iterations: int = 20
+    loss: str = "huber"
+    motion_model: str = "auto"
 
 
 @dataclass
@@ -77,9 +84,12 @@ class WindowStats:
                 "cpu_s": round(self.cpu_s, 3)}
 
 
-def bic(result: BAResult, sigma_px: float) -> float:
-    """Bayesian information criterion of an adjustment (robust cost in px^2)."""
-    return 2.0 * result.cost / sigma_px**2 + np.log(max(result.residuals, 2)) * result.parameters
+def robust_bic(result: BAResult, sigma_px: float) -> float:
+    """BIC with each observation's squared error truncated at (2 sigma)^2, as in Torr's GRIC (an
+    outlier costs the same under every model, so neither model is chosen for the outliers it bends
+    to): ``sum min(e^2 / sigma^2, 4) + log(residuals) * free parameters``."""
+    return float(np.minimum((result.errors_px / sigma_px) ** 2, 4.0).sum()
+                 + np.log(max(result.residuals, 2)) * result.parameters)
 
 
 class WindowedBundleAdjuster:
@@ -212,10 +222,22 @@ class WindowedBundleAdjuster:
             return
         problem, point_ids = built
         cfg = self.cfg
-        kw = dict(f_scale_px=cfg.huber_px, max_nfev=cfg.max_evaluations)
-        rot = bundle_adjust(problem, translation=False, **kw)
-        full = bundle_adjust(problem, translation=True, **kw)
-        use_full = bic(full, cfg.sigma_px) < bic(rot, cfg.sigma_px)
+        kw = dict(f_scale_px=cfg.huber_px, max_iterations=cfg.max_iterations, loss=cfg.loss)
+        # a window that starts translating (fixed frames at different centres) cannot be a rotation
+        fixed_centres = se3_inverse(problem.T_cw[problem.fixed])[:, :3, 3]
+        still = bool(np.ptp(fixed_centres, axis=0).max() <= 1e-9 * (1.0 + np.abs(fixed_centres).max()))
+        rotation_possible = cfg.motion_model == "rotation" or (cfg.motion_model == "auto" and still)
+        rot = bundle_adjust(problem, translation=False, **kw) if rotation_possible else None
+        start = problem if rot is None else BAProblem(  # the rotations the rotation model found, depths as before
+            rot.T_cw, problem.fixed, problem.obs_frame, problem.obs_point, problem.obs_uv, problem.anchor,
+            rot.ab, problem.rho, problem.K)
+        full = bundle_adjust(start, translation=True, **kw) if cfg.motion_model != "rotation" else None
+        use_full = rot is None
+        if rot is not None and full is not None:
+            # the tracks' noise, estimated from the rotation model's errors (the null hypothesis; the
+            # median 2D error of Gaussian noise with sigma per axis is 1.1774 sigma)
+            sigma = max(float(np.median(rot.errors_px)) / 1.1774, cfg.min_sigma_px)
+            use_full = robust_bic(full, sigma) < robust_bic(rot, sigma)
         best = full if use_full else rot
         T_cw = best.T_cw
         if not use_full:  # the camera turned about the centre of the window's last fixed frame
