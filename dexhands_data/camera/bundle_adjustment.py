@@ -11,8 +11,9 @@ included, are well conditioned.
 Two motion models:
 
 * ``translation=True``: every free frame has 6 dof (left rotation increment + translation), every
-  point 3 (a, b, rho). The scale is a gauge freedom when fewer than two fixed frames pin it, so one
-  extra residual holds the mean inverse depth at its initial value (``gauge_weight`` px per 100 %).
+  point 3 (a, b, rho). The scale is a gauge freedom unless fixed frames with a baseline pin it, so
+  one extra residual holds the mean inverse depth at its initial value (``gauge_weight`` px per
+  100 %; against many observations it only decides where they do not).
 * ``translation=False`` (a camera that only rotates): frames have 3 dof, points 2 (a, b) with
   rho = 0, camera centres unchanged.
 
@@ -91,11 +92,11 @@ class _Layout:
 class _Model:
     """Residuals and their sparse Jacobian for one layout."""
 
-    def __init__(self, p: BAProblem, layout: _Layout, loss_gauge: float):
+    def __init__(self, p: BAProblem, layout: _Layout, gauge_weight: float):
         self.p, self.L = p, layout
         self.R0 = p.T_cw[:, :3, :3]
         self.t0 = p.T_cw[:, :3, 3]
-        self.gauge = loss_gauge if layout.translation and len(p.rho) else 0.0
+        self.gauge = gauge_weight if layout.translation and len(p.rho) else 0.0
         self.rho_mean0 = float(np.mean(p.rho)) if len(p.rho) else 0.0
         if self.rho_mean0 <= 0:
             self.gauge = 0.0
@@ -193,10 +194,9 @@ class _Model:
         self.n_rows = len(self.indptr) - 1
 
     def jacobian(self, x: np.ndarray) -> csr_matrix:
-        """Sparse Jacobian of :meth:`residuals`. Rotations are differentiated by a left increment at
-        the current estimate (``exp(d) R``); that differs from the derivative in the parameters
-        (``exp(w + d)``) by an invertible factor per frame, which leaves the stationary points, hence
-        the solution, unchanged, and is exact at the start (w = 0)."""
+        """Sparse Jacobian of :meth:`residuals`. Rotations are differentiated by a left increment
+        (``exp(d) R``), which is the derivative in the parameters at w = 0; :func:`bundle_adjust`
+        re-bases the rotations after every step (:meth:`rebase`), so it is always taken there."""
         p, L = self.p, self.L
         R, t, ab, rho, s, Mo, tau_o, h = self._geometry(x)
         j = p.obs_point

@@ -8,12 +8,12 @@ Over a window of ``window_frames`` frames the translation adds up, so the decisi
 1. Every valid frame's tracks (persistent ids, working-grid pixels) are logged; when the window is
    full (or the segment ends: an invalid frame, the end of the episode) the tracks seen at least
    ``min_observations`` times become points, anchored in the first window frame that sees them.
-2. Two bundle adjustments (:mod:`.bundle_adjustment`, Huber loss) start from the odometry's poses:
+2. Two bundle adjustments (:mod:`.bundle_adjustment`, robust loss) start from the odometry's poses:
    **rotation only** (3 dof per frame, points at infinity) and **general motion** (6 dof per frame,
    inverse-depth points; points without parallax in the odometry's poses start at the depth unit).
-3. The model with the lower BIC (``2 cost / sigma^2 + log(residuals) * free parameters``, sigma the
-   tracks' noise estimated from the rotation model's errors) is kept,
-   so translation is only added where it explains the tracks better than its extra parameters cost;
+3. The model with the lower truncated BIC (:func:`robust_bic`; sigma, the tracks' noise, estimated
+   from the rotation model's errors) is kept, so translation is only added where it explains the
+   tracks better than its extra parameters cost;
    a camera that only rotates keeps exactly its centre. Once a window has translated, the next one
    (whose fixed frames then have different centres) is adjusted with general motion only, so a
    short window at the end of a segment cannot undo the translation its predecessor established.
@@ -42,15 +42,16 @@ from .bundle_adjustment import BAProblem, BAResult, bundle_adjust
 @dataclass(frozen=True)
 class WindowConfig:
     """window_frames: frames per adjustment (overlap included); overlap_frames: fixed frames shared
-    with the previous window; min_observations: views a track needs to become a point; huber_px: the
-    robust loss's scale; min_sigma_px: floor of the tracks' noise estimated for the model choice
-    (exact synthetic tracks); max_points: the
-    longest-lived tracks kept per window (cost bound)."""
+    with the previous window; min_observations: views a track needs to become a point; loss and
+    loss_scale_px: the robust loss (huber, cauchy, linear) and its scale; min_sigma_px: floor of the
+    tracks' noise estimated for the model choice (exact synthetic tracks); max_points: the
+    longest-lived tracks kept per window and max_iterations per adjustment (cost bounds);
+    motion_model: auto (chosen per window), rotation or general."""
 
     window_frames: int = 30
     overlap_frames: int = 5
     min_observations: int = 3
-    huber_px: float = 1.0
+    loss_scale_px: float = 1.0
     min_sigma_px: float = 0.01
     max_points: int = 120
     max_iterations: int = 20
@@ -67,6 +68,9 @@ class _Frame:
 
 @dataclass
 class WindowStats:
+    """What the adjustments did (``processing.camera.bundle_adjustment``); reprojection errors are the
+    median per window, px on the working grid, before (the odometry's poses) and after."""
+
     windows: int = 0
     translation_windows: int = 0
     rotation_windows: int = 0
@@ -100,6 +104,7 @@ class WindowedBundleAdjuster:
         self.cfg = cfg or WindowConfig()
         self.vo_poses: list[np.ndarray] = []
         self.refined: dict[int, np.ndarray] = {}
+        self.last_refined: int | None = None  # windows run in frame order
         self.window: list[_Frame] = []
         self.n_fixed = 0
         self.points: dict[int, tuple[np.ndarray, float]] = {}  # id -> (q = rho X_world, rho)
@@ -147,8 +152,8 @@ class WindowedBundleAdjuster:
         """T_world_cam to start from: refined if it was, else the odometry's moved by the last correction."""
         if index in self.refined:
             return self.refined[index]
-        last = max((i for i in self.refined if i < index), default=None)
-        if last is None:
+        last = self.last_refined
+        if last is None or last > index:
             return self.vo_poses[index]
         return self.refined[last] @ se3_inverse(self.vo_poses[last]) @ self.vo_poses[index]
 
@@ -222,7 +227,7 @@ class WindowedBundleAdjuster:
             return
         problem, point_ids = built
         cfg = self.cfg
-        kw = dict(f_scale_px=cfg.huber_px, max_iterations=cfg.max_iterations, loss=cfg.loss)
+        kw = dict(f_scale_px=cfg.loss_scale_px, max_iterations=cfg.max_iterations, loss=cfg.loss)
         # a window that starts translating (fixed frames at different centres) cannot be a rotation
         fixed_centres = se3_inverse(problem.T_cw[problem.fixed])[:, :3, 3]
         still = bool(np.ptp(fixed_centres, axis=0).max() <= 1e-9 * (1.0 + np.abs(fixed_centres).max()))
@@ -248,12 +253,13 @@ class WindowedBundleAdjuster:
             T_cw[problem.fixed] = problem.T_cw[problem.fixed]
         self.stats.translation_windows += int(use_full)
         self.stats.rotation_windows += int(not use_full)
-        self.stats.median_px_before.append(best.median_px_before)
+        self.stats.median_px_before.append((rot or full).median_px_before)  # the odometry's poses
         self.stats.median_px_after.append(best.median_px_after)
         T_wc = se3_inverse(T_cw)
         for k, f in enumerate(self.window):
             if not problem.fixed[k]:
                 self.refined[f.index] = T_wc[k]
+                self.last_refined = f.index
         # points for the next window, as homogeneous world points q = rho X_world
         Ra = T_cw[problem.anchor, :3, :3]
         ta = T_cw[problem.anchor, :3, 3]
