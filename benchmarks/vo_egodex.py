@@ -64,19 +64,9 @@ def prepared_frames(video: Path, est, intr: Intrinsics, cache: Path) -> tuple[np
 
 def run(greys, masks, intr: Intrinsics, options: dict):
     session = VisualOdometry(background=False, **options).session(intr)
-    inner = getattr(session, "session", session)
     c0 = time.process_time()
-    if hasattr(session, "kept"):  # self-calibrating: it prepares frames itself, feed prepared ones
-        for g, m in zip(greys, masks):
-            if session.estimate is not None:
-                session.session.step_prepared(g, m)
-            else:
-                session.kept.append((g, m))
-                if len(session.kept) >= session.window:
-                    session._calibrate()
-    else:
-        for g, m in zip(greys, masks):
-            inner.step_prepared(g, m)
+    for g, m in zip(greys, masks):
+        session.step_prepared(g, m)
     track = session.finish()
     return track, 1e3 * (time.process_time() - c0) / len(greys)
 
