@@ -212,7 +212,8 @@ def extraction_throughput(video: Path, repeat: int) -> dict:
 
     ref = VideosSource().discover(str(video.parent))
     ref = next(r for r in ref if Path(r.path).name == video.name)
-    variants = {"none": ("none", {}), "vo": ("vo", {}), "vo_inline": ("vo", {"background": False})}
+    variants = {"none": ("none", {}), "vo": ("vo", dict(VO_OPTIONS)),
+                "vo_inline": ("vo", {"background": False, **VO_OPTIONS})}
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for _ in range(repeat):
@@ -239,7 +240,7 @@ def main() -> None:
     ap.add_argument("--cameras", default="vo", help="comma-separated estimators for the accuracy suite")
     ap.add_argument("--only", default=None, help="rendered scenes whose 'name K' contains this text")
     ap.add_argument("--vo", action="append", default=[], metavar="KEY=JSON",
-                    help="VO config override for the accuracy suite (ablations), e.g. self_calibration=false")
+                    help="VO config override (accuracy, speed and extraction), e.g. bundle_adjustment=true")
     args = ap.parse_args()
     for item in args.vo:
         key, value = item.split("=", 1)
@@ -255,10 +256,10 @@ def main() -> None:
         return
     rows = []
     for name, (frames, intr) in scenes().items():
-        rows.append((name, time_vo(frames, intr, repeat=args.repeat)))
+        rows.append((name, time_vo(frames, intr, repeat=args.repeat, **VO_OPTIONS)))
     if args.nc:
         frames, intr, kp, valid = egocentric_nc()
-        timing = time_vo(frames, intr, kp, valid, args.repeat)
+        timing = time_vo(frames, intr, kp, valid, args.repeat, **VO_OPTIONS)
         rows.append(("egocentric hawor clip (nc) 640x480 + hand masks", timing))
     print(f"{'sequence':55s} {'frames':>6s} {'cpu ms/f':>9s} {'wall ms/f':>9s} {'valid':>6s} {'keyfr':>6s}")
     for name, r in rows:

@@ -182,7 +182,7 @@ def test_extract_processor_runs_hands_and_visual_odometry_on_an_ego4d_video(ego4
     ep = proc(ref)
     try:
         assert len(ep) == 41 and ep.task == "Cooking, Cleaning / laundry" and ep.extra["uid"] == UID_A
-        assert ep.camera.estimator == "vo==1.1" and ep.camera.translation_metric is False
+        assert ep.camera.estimator == "vo==1.2" and ep.camera.translation_metric is False
         assert ep.camera.world_frame == "first_camera" and ep.camera.valid.mean() > 0.9
         np.testing.assert_allclose(ep.camera.T_world_cam[0], np.eye(4))
         assert ep.hands.valid[:, 1].mean() > 0.8  # the open right hand is seen in most frames

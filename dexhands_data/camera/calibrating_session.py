@@ -89,11 +89,14 @@ class SelfCalibratingSession:
 
     def step(self, image: np.ndarray, hand_keypoints_2d: np.ndarray | None = None,
              hand_valid: np.ndarray | None = None) -> None:
-        prepared = self.session.prepare(image, hand_keypoints_2d, hand_valid)
+        self.step_prepared(*self.session.prepare(image, hand_keypoints_2d, hand_valid))
+
+    def step_prepared(self, grey: np.ndarray, mask: np.ndarray) -> None:
+        """One frame as :meth:`VOSession.prepare` returns it (working grid, the prior's scale)."""
         if self.estimate is not None:
-            self.session.step_prepared(*prepared)
+            self.session.step_prepared(grey, mask)
             return
-        self.kept.append(prepared)
+        self.kept.append((grey, mask))
         if len(self.kept) >= self.window:
             self._calibrate()
 

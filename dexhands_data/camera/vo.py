@@ -41,22 +41,30 @@ from ..geometry import Intrinsics, se3, se3_inverse
 from ..records import CameraTrack
 from .background import BackgroundSession
 from .calibrating_session import PRIOR_SOURCES, SelfCalibratingSession
+from .corners import detect_corners
 from .bearings import bearings, fit_rotation_ransac, triangulate_midpoint
 from .masks import MaskConfig, feature_mask, points_allowed, scale_keypoints
 from .tracks import Tracks
 from .two_view import TwoViewFit, fit_two_view
+from .windowed_ba import WindowConfig, WindowedBundleAdjuster
 
 NAME = "vo"
-VERSION = "1.1"
+VERSION = "1.2"
 
 
 @dataclass(frozen=True)
 class VOConfig:
-    """Settings of the odometry. Pixel thresholds refer to the downscaled working grid."""
+    """Settings of the odometry. Pixel thresholds refer to the downscaled working grid.
+
+    ``feature_max_std_px`` (opt-in, e.g. 0.1): new corners must be trackable to this standard
+    deviation, predicted from their gradients and the frame's noise (:mod:`.corners`), instead of
+    ``feature_quality`` of the frame's best corner; ``window``: the windowed bundle adjustment
+    (:mod:`.windowed_ba`), run when ``bundle_adjustment`` (opt-in). docs/camera.md has the figures."""
 
     working_long_side: int = 480
     max_features: int = 300
     feature_quality: float = 0.005
+    feature_max_std_px: float | None = None
     feature_min_distance: float = 10.0
     klt_window: int = 11
     klt_levels: int = 3
@@ -74,7 +82,9 @@ class VOConfig:
     min_keyframe_gap: int = 1
     self_calibration: bool = True
     self_calibration_frames: int = 60
+    bundle_adjustment: bool = False
     mask: MaskConfig = field(default_factory=MaskConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
 
 
 class VisualOdometry:
@@ -91,8 +101,9 @@ class VisualOdometry:
     def __init__(self, config: VOConfig | None = None, background: bool = True, **overrides):
         base = asdict(config or VOConfig())
         base.update(overrides)
-        mask = base.pop("mask")
-        self.cfg = VOConfig(**base, mask=mask if isinstance(mask, MaskConfig) else MaskConfig(**mask))
+        mask, window = base.pop("mask"), base.pop("window")
+        self.cfg = VOConfig(**base, mask=mask if isinstance(mask, MaskConfig) else MaskConfig(**mask),
+                            window=window if isinstance(window, WindowConfig) else WindowConfig(**window))
         self.background = background
 
     def config(self) -> dict:
@@ -141,6 +152,8 @@ class VOSession:
         self.last_motion: tuple[int, np.ndarray] | None = None  # (keyframe, unit t) of the last two-view pose
         self.stable_count = 0
         self.invalid_reasons: Counter = Counter()
+        self.next_track_id = 0
+        self.adjuster = WindowedBundleAdjuster(self.K, cfg.window) if cfg.bundle_adjustment else None
         self.lk = dict(winSize=(cfg.klt_window, cfg.klt_window), maxLevel=cfg.klt_levels,
                        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
@@ -163,6 +176,7 @@ class VOSession:
         if self.prev_grey is None:
             self._restart(grey, mask, np.eye(4))
             self._record(np.eye(4), True, "first")
+            self._log_views(np.eye(4), True)
             return
         self._track(grey, mask)
         T, mode = self._estimate()
@@ -170,11 +184,18 @@ class VOSession:
             self.invalid_reasons[mode] += 1
             self.counts["reinitialisations"] += 1
             self._record(self.last_valid_T, False, "lost")
+            self._log_views(self.last_valid_T, False)
             self._restart(grey, mask, self.last_valid_T)
             return
         self._record(T, True, mode)
         self._maybe_keyframe(grey, mask, T)
+        self._log_views(T, True)
         self.prev_grey = grey
+
+    def _log_views(self, T: np.ndarray, valid: bool) -> None:
+        """Hand this frame's pose and tracks to the windowed bundle adjustment."""
+        if self.adjuster is not None:
+            self.adjuster.add(T, valid, self.tracks.ids, self._ideal(self.tracks.pts), self.depth_unit)
 
     def tracked_points(self) -> np.ndarray:
         """Pixels (M, 2) of the features tracked in the last frame, on the source grid (for checks/plots)."""
@@ -183,6 +204,8 @@ class VOSession:
     def finish(self) -> CameraTrack:
         n = len(self.poses)
         poses = np.stack(self.poses) if n else np.zeros((0, 4, 4))
+        if self.adjuster is not None and n:
+            poses = self.adjuster.finish()
         valid = np.asarray(self.valid, bool)
         rot = np.array([m == "rotation" for m in self.modes], bool)
         segments = int(np.sum(rot & ~np.concatenate([[False], rot[:-1]]))) if n else 0
@@ -191,6 +214,8 @@ class VOSession:
                       # why frames are invalid: fewer than min_tracks features tracked (blank, dark
                       # or featureless frames, cuts) or no two-view model fits the tracks
                       "invalid_reasons": dict(self.invalid_reasons)}
+        if self.adjuster is not None:
+            processing["bundle_adjustment"] = self.adjuster.stats.as_dict()
         return CameraTrack(poses, valid, translation_metric=False, static=False, world_frame="first_camera",
                            estimator=f"{NAME}=={VERSION}", config=asdict(self.cfg), processing=processing,
                            intrinsics=self.src)
@@ -237,18 +262,27 @@ class VOSession:
             radius = int(self.cfg.feature_min_distance)
             for u, v in self.tracks.pts:
                 cv2.circle(det_mask, (int(round(u)), int(round(v))), radius, 0, -1)
-            corners = cv2.goodFeaturesToTrack(grey, room, self.cfg.feature_quality,
-                                              self.cfg.feature_min_distance, mask=det_mask, blockSize=7)
-            if corners is not None:
-                pts = corners.reshape(-1, 2).astype(np.float32)
+            pts = self._corners(grey, det_mask, room)
+            if len(pts):
                 d = bearings(self._ideal(pts), self.K) @ T_world_cam[:3, :3].T
                 c = np.tile(T_world_cam[:3, 3], (len(pts), 1))
-                new = Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan))
+                ids = np.arange(self.next_track_id, self.next_track_id + len(pts), dtype=np.int64)
+                self.next_track_id += len(pts)
+                new = Tracks(pts, pts.copy(), c, d, np.full((len(pts), 3), np.nan), ids)
                 self.tracks = self.tracks.append(new)
         self.tracks.kf_pts = self.tracks.pts.copy()
         self.T_world_kf = np.array(T_world_cam, dtype=np.float64)
         self.kf_count = len(self.tracks)
         self.kf_frame = len(self.poses)
+
+    def _corners(self, grey: np.ndarray, mask: np.ndarray, room: int) -> np.ndarray:
+        """New corners (M, 2): by predicted tracking precision when ``feature_max_std_px`` is set,
+        else OpenCV's criterion (``feature_quality`` of the frame's best corner)."""
+        if self.cfg.feature_max_std_px is not None:
+            return detect_corners(grey, mask, room, self.cfg.feature_min_distance, self.cfg.feature_max_std_px)
+        corners = cv2.goodFeaturesToTrack(grey, room, self.cfg.feature_quality, self.cfg.feature_min_distance,
+                                          mask=mask, blockSize=7)
+        return np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2).astype(np.float32)
 
     def _track(self, grey: np.ndarray, mask: np.ndarray) -> None:
         if len(self.tracks) == 0:
