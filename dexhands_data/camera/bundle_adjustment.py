@@ -116,7 +116,7 @@ class _Model:
         return x
 
     def unpack(self, x: np.ndarray):
-        L, p = self.L, self.p
+        L = self.L
         R, t = self.R0.copy(), self.t0.copy()
         free = np.flatnonzero(L.pose_col >= 0)
         if len(free):
