@@ -33,6 +33,12 @@ def add_parser(sub) -> None:
     p.add_argument("--camera", default=None, choices=["vo", "given", "none", "colmap"],
                    help="camera motion: visual odometry, the source's ground truth, or none "
                         "(default: given for egodex/aria, vo otherwise)")
+    p.add_argument("--vo-bundle-adjustment", action="store_true",
+                   help="--camera vo: refine poses by windowed bundle adjustment (opt-in: ~15 ms/frame more; "
+                        "figures in docs/camera.md)")
+    p.add_argument("--vo-corner-precision", type=float, default=None, metavar="PX",
+                   help="--camera vo: keep only corners trackable to this standard error in px, e.g. 0.1 "
+                        "(opt-in; helps textureless scenes, docs/camera.md)")
     p.add_argument("--fps", type=float, default=None, help="resample frames to this rate by timestamps")
     p.add_argument("--hfov", type=float, default=90.0,
                    help="horizontal field of view (deg) assumed when a video has no intrinsics sidecar")
@@ -75,6 +81,20 @@ def _hands_options(args) -> dict:
     return {}
 
 
+def _vo_options(args, camera: str) -> dict:
+    """VisualOdometry overrides of the --vo-* flags; a clear error when they meet another camera."""
+    options: dict = {}
+    if getattr(args, "vo_bundle_adjustment", False):
+        options["bundle_adjustment"] = True
+    if getattr(args, "vo_corner_precision", None) is not None:
+        if not args.vo_corner_precision > 0:
+            raise SystemExit(f"--vo-corner-precision must be > 0 px, got {args.vo_corner_precision}")
+        options["feature_max_std_px"] = args.vo_corner_precision
+    if options and camera != "vo":
+        raise SystemExit(f"--vo-bundle-adjustment / --vo-corner-precision need --camera vo, not {camera!r}")
+    return options
+
+
 def run(args) -> int:
     from ..pipelines.extract import ExtractSettings, run_extract
     from ..pipelines.runner import RunConfig
@@ -95,16 +115,18 @@ def run(args) -> int:
         source_options = {"target_fps": args.fps, "pinhole_size": args.aria_pinhole_size,
                           "focal_scale": args.aria_focal_scale, "calibration": args.aria_calibration,
                           "hand_tolerance_s": args.aria_hand_tolerance}
+    camera_options = _vo_options(args, camera)
     if camera not in ("given", "none"):  # an unavailable estimator is one clear error, before any work
         from ..camera.registry import create_camera_estimator
 
-        create_camera_estimator(camera)
+        create_camera_estimator(camera, **camera_options)
     settings = ExtractSettings(
         source=args.source,
         source_options=source_options,
         hands=args.hands,
         hands_options=_hands_options(args),
         camera=camera,
+        camera_options=camera_options,
         frame_short_side=args.frame_size or None,
         jpeg_quality=args.jpeg_quality,
     )
