@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..keypoints import WRIST
-from .batched import chunk_slices, components_first, keypoint_mean, linear_map, norm_first, norm_last
+from .batched import HandRows, chunk_slices, components_first, keypoint_mean, linear_map, norm_first, norm_last
 
 #: A GT hand counts as "in view" when its wrist and at least this share of its keypoints project
 #: inside the image, in front of the camera.
@@ -251,21 +251,23 @@ class PairErrors:
     same_side: np.ndarray
 
 
-def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray,
-                other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
+def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray | HandRows,
+                other_2d: np.ndarray, other_cam: np.ndarray | HandRows) -> PairErrors:
     """Errors of the other track's hands against their matched reference hands (in chunks of pairs,
-    see :mod:`.batched`)."""
-    arrays = [np.asarray(a) for a in (ref_2d, ref_cam, other_2d, other_cam)]
-    parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c], *arrays)
+    see :mod:`.batched`); the 3D tracks may come as :class:`~.batched.HandRows`."""
+    ref_rows, other_rows = HandRows.of(ref_cam), HandRows.of(other_cam)
+    ref_2d, other_2d = np.asarray(ref_2d), np.asarray(other_2d)
+    parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c], ref_2d, ref_rows, other_2d,
+                          other_rows)
              for c in chunk_slices(len(pairs))]
     return PairErrors(*(np.concatenate([getattr(e, f) for e in parts]) for f in PairErrors.__dataclass_fields__))
 
 
 def _pair_errors(frame: np.ndarray, ref_slot: np.ndarray, other_slot: np.ndarray, ref_2d: np.ndarray,
-                 ref_cam: np.ndarray, other_2d: np.ndarray, other_cam: np.ndarray) -> PairErrors:
+                 ref_cam: HandRows, other_2d: np.ndarray, other_cam: HandRows) -> PairErrors:
     r2, o2 = ref_2d[frame, ref_slot], other_2d[frame, other_slot]
-    rc, oc = components_first(ref_cam[frame, ref_slot]), components_first(other_cam[frame, other_slot])
-    d = oc - rc  # (3, P, 21)
+    rc, oc = ref_cam.take(frame, ref_slot), other_cam.take(frame, other_slot)  # (3, P, 21)
+    d = oc - rc
     with np.errstate(invalid="ignore", divide="ignore"):
         depth_ratio = oc[2][:, WRIST] / rc[2][:, WRIST]
     return PairErrors(

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import (RelativePoses, chunk_slices, components_first, keypoint_mean, linear_map, norm_first,
-                      relative_poses)
+from .batched import HandRows, RelativePoses, chunk_slices, keypoint_mean, linear_map, norm_first, relative_poses
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -80,14 +79,13 @@ def keypoint_motion(kp_i: np.ndarray, kp_j: np.ndarray, poses: RelativePoses | N
     return moved
 
 
-def _variants_of_chunk(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
+def _variants_of_chunk(est_cam: HandRows, gt_cam: HandRows, est_for_gt: np.ndarray,
                        rows_i: np.ndarray, rows_j: np.ndarray,
                        cameras: PairCameras | None) -> dict[str, MotionSamples]:
     bi, bj = est_for_gt[rows_i], est_for_gt[rows_j]  # (P, 2)
     p, h = np.nonzero((bi >= 0) & (bi == bj))
     i, j, b = rows_i[p], rows_j[p], bi[p, h]
-    gt_i, gt_j, est_i, est_j = (components_first(x)
-                                for x in (gt_cam[i, h], gt_cam[j, h], est_cam[i, b], est_cam[j, b]))
+    gt_i, gt_j, est_i, est_j = gt_cam.take(i, h), gt_cam.take(j, h), est_cam.take(i, b), est_cam.take(j, b)
     out = {"camera_frame": _samples(keypoint_motion(est_i, est_j), keypoint_motion(gt_i, gt_j))}
     if cameras is not None:
         both = cameras.ok[p]
@@ -134,18 +132,19 @@ class MotionResult:
                    [x for r in results for x in r.scales])
 
 
-def motion_results(est_cam: np.ndarray, gt_cam: np.ndarray, est_for_gt: np.ndarray,
+def motion_results(est_cam: np.ndarray | HandRows, gt_cam: np.ndarray | HandRows, est_for_gt: np.ndarray,
                    rows_i: np.ndarray, rows_j: np.ndarray,
                    cameras: PairCameras | None = None) -> dict[str, MotionResult]:
     """Both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
     (``with_camera`` only when cameras are given); the hands are gathered once for both.
 
-    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame; ``est_for_gt`` (M, 2): the estimate's
+    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame (or their :class:`~.batched.HandRows`); ``est_for_gt`` (M, 2): the estimate's
     slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
     hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
     With ``cameras`` of the P pairs, ``with_camera`` includes each track's own camera motion, on the
     pairs whose cameras are ok.
     """
+    est_cam, gt_cam = HandRows.of(est_cam), HandRows.of(gt_cam)
     parts = []
     for c in chunk_slices(len(rows_i)):
         chunk_cameras = None if cameras is None else cameras.subset(np.arange(len(rows_i))[c])

@@ -15,6 +15,7 @@ import numpy as np
 from ..records import EpisodeError
 from . import camera_metrics as cm
 from . import motion_metrics as mm
+from .batched import HandRows
 from .episodes import ScoredEpisode
 from .hand_metrics import PairErrors, hands_in_view, match_hands, pair_errors, reprojection_px
 from .pairing import align_frames, recording_key
@@ -66,18 +67,20 @@ def check_pair(est: ScoredEpisode, gt: ScoredEpisode) -> None:
 def hand_samples(gt_cam: np.ndarray, gt_2d: np.ndarray, gt_valid: np.ndarray, width: int, height: int,
                  est_cam: np.ndarray, est_2d: np.ndarray, est_valid: np.ndarray, est_K: np.ndarray,
                  match_fraction: float = 0.5, est_to_gt_pixels: tuple[float, float] = (1.0, 1.0),
-                 est_distortion=None):
+                 est_distortion=None, cam_rows: tuple[HandRows, HandRows] | None = None):
     """:class:`HandSamples` of an estimate against GT over aligned frames (contract arrays, see
     :mod:`.hand_metrics`), and the matches (GT as reference; only GT hands in view of the
     ``width`` x ``height`` image take part). ``est_to_gt_pixels`` (sx, sy) maps the estimate's pixel
     grid onto the GT's when the two were extracted at different image sizes (``u' = (u + 0.5) sx - 0.5``);
-    ``est_distortion`` is the estimate's lens (its 3D projects onto its 2D with it)."""
+    ``est_distortion`` is the estimate's lens (its 3D projects onto its 2D with it); ``cam_rows``
+    (GT, estimate) the 3D tracks as :class:`~.batched.HandRows` when the caller has them already."""
     in_view = hands_in_view(gt_cam, gt_2d, gt_valid, width, height)
     est_2d_gt = est_2d
     if est_to_gt_pixels != (1.0, 1.0):
         est_2d_gt = (est_2d + 0.5) * np.asarray(est_to_gt_pixels, np.float32) - 0.5
     pairs = match_hands(gt_2d, in_view, est_2d_gt, est_valid, match_fraction)
-    errors = pair_errors(pairs, gt_2d, gt_cam, est_2d_gt, est_cam)
+    gt_rows, est_rows = cam_rows or (HandRows.of(gt_cam), HandRows.of(est_cam))
+    errors = pair_errors(pairs, gt_2d, gt_rows, est_2d_gt, est_rows)
     est_hands = int(np.asarray(est_valid, bool).sum())
     samples = HandSamples(
         gt_in_view=int(in_view.sum()), matched=len(pairs), est_hands=est_hands,
@@ -95,14 +98,14 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
                        np.concatenate([h.consistency_px for h in hs]))
 
 
-def _stride(est: ScoredEpisode, gt: ScoredEpisode, est_for_gt: np.ndarray, stride: int,
-            with_camera: bool) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
+def _stride(est: ScoredEpisode, gt: ScoredEpisode, rows: tuple[HandRows, HandRows], est_for_gt: np.ndarray,
+            stride: int, with_camera: bool) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
     """Motion results and camera samples of one stride (the relative poses are computed once for both)."""
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
     cameras = None
     if with_camera:
         cameras = mm.PairCameras.of(est.T_world_cam, gt.T_world_cam, est.camera_valid & gt.camera_valid, i, j)
-    motion = mm.motion_results(est.keypoints_cam, gt.keypoints_cam, est_for_gt, i, j, cameras)
+    motion = mm.motion_results(rows[0], rows[1], est_for_gt, i, j, cameras)
     if cameras is None:
         return motion, None
     ok = cameras.subset(np.flatnonzero(cameras.ok))
@@ -121,14 +124,15 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     if grid != (1.0, 1.0):
         notes.append(f"{est.dataset} episode {est.episode_id} is {Ke.width}x{Ke.height}, the ground truth "
                      f"{K.width}x{K.height}: estimated pixels rescaled onto the ground truth's grid")
+    rows = HandRows.of(e.keypoints_cam), HandRows.of(g.keypoints_cam)  # once for all the gathers
     hands, pairs = hand_samples(g.keypoints_cam, g.keypoints_2d, g.hand_valid, K.width, K.height,
                                 e.keypoints_cam, e.keypoints_2d, e.hand_valid, Ke.K, match_fraction, grid,
-                                Ke.distortion)
+                                Ke.distortion, (rows[1], rows[0]))
     with_camera = e.has_camera
     if not with_camera:
         notes.append(f"{est.dataset} episode {est.episode_id} has no camera poses: camera figures and "
                      "motion with camera skipped")
-    by_stride = {s: _stride(e, g, pairs.other_for_ref, s, with_camera) for s in strides}
+    by_stride = {s: _stride(e, g, rows, pairs.other_for_ref, s, with_camera) for s in strides}
     motion = {s: m for s, (m, _) in by_stride.items()}
     camera = None
     camera_end: list[tuple[float, float]] = []
