@@ -104,20 +104,36 @@ class RelativePoses:
     def __len__(self) -> int:
         return int(self.t.shape[1])
 
-    def subset(self, rows: np.ndarray) -> RelativePoses:
+    def subset(self, rows: np.ndarray | slice) -> RelativePoses:
         return RelativePoses(self.R[..., rows], self.t[:, rows])
 
 
-def relative_poses(T_world_cam: np.ndarray, rows_i: np.ndarray, rows_j: np.ndarray) -> RelativePoses:
-    """The relative poses of the frame pairs ``(rows_i, rows_j)`` of poses ``T_world_cam`` (M, 4, 4):
-    ``R = R_i^T R_j``, ``t = R_i^T (t_j - t_i)``. The rigid form, not the 4 x 4 product: a pose whose
-    homogeneous entry is not exactly 1 (EgoDex stores 0.99999976) does not leak its absolute
-    position into the relative translation."""
-    Ti = np.ascontiguousarray(np.moveaxis(T_world_cam[rows_i], 0, -1))  # (4, 4, P)
-    Tj = np.ascontiguousarray(np.moveaxis(T_world_cam[rows_j], 0, -1))
+@dataclass(frozen=True)
+class PoseEntries:
+    """Poses ``T_world_cam`` (M, 4, 4) entry-major, once for all the pairs of a score: ``entries``
+    (4, 4, M), so that gathering a pair's poses is one ``take`` per frame side instead of a gather
+    plus a transpose per call."""
+
+    entries: np.ndarray
+
+    @classmethod
+    def of(cls, T_world_cam: np.ndarray | PoseEntries) -> PoseEntries:
+        if isinstance(T_world_cam, PoseEntries):
+            return T_world_cam
+        return cls(np.ascontiguousarray(np.moveaxis(np.asarray(T_world_cam), 0, -1)))
+
+
+def relative_poses(T_world_cam: np.ndarray | PoseEntries, rows_i: np.ndarray,
+                   rows_j: np.ndarray) -> RelativePoses:
+    """The relative poses of the frame pairs ``(rows_i, rows_j)`` of poses ``T_world_cam`` (M, 4, 4)
+    (or their :class:`PoseEntries`): ``R = R_i^T R_j``, ``t = R_i^T (t_j - t_i)``. The rigid form,
+    not the 4 x 4 product: a pose whose homogeneous entry is not exactly 1 (EgoDex stores 0.99999976)
+    does not leak its absolute position into the relative translation."""
+    entries = PoseEntries.of(T_world_cam).entries
+    Ti, Tj = np.take(entries, rows_i, axis=2), np.take(entries, rows_j, axis=2)  # (4, 4, P)
     d = Tj[:3, 3] - Ti[:3, 3]
-    R = np.empty((3, 3, Ti.shape[-1]), T_world_cam.dtype)
-    t = np.empty((3, Ti.shape[-1]), T_world_cam.dtype)
+    R = np.empty((3, 3, Ti.shape[-1]), entries.dtype)
+    t = np.empty((3, Ti.shape[-1]), entries.dtype)
     for a in range(3):
         t[a] = Ti[0, a] * d[0] + Ti[1, a] * d[1] + Ti[2, a] * d[2]
         for b in range(3):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import RelativePoses, angle_between_deg, norm_first, relative_poses, rotation_angles_deg
+from .batched import (PoseEntries, RelativePoses, angle_between_deg, norm_first, relative_poses,
+                      rotation_angles_deg)
 
 MIN_TRANSLATION_M = 0.01
 
@@ -75,9 +76,11 @@ def concat(samples: list[CameraSamples]) -> CameraSamples:
     return CameraSamples(*(np.concatenate([getattr(s, f) for s in samples]) for f in fields))
 
 
-def end_rotation_error_deg(est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+def end_rotation_error_deg(est_T: np.ndarray | PoseEntries, gt_T: np.ndarray | PoseEntries,
+                           valid: np.ndarray) -> tuple[float, float]:
     """Rotation error (deg) accumulated from the first to the last frame with both cameras valid, and
-    the true rotation over that span (deg). NaN when fewer than two such frames."""
+    the true rotation over that span (deg). NaN when fewer than two such frames. Poses (M, 4, 4) or
+    their :class:`~.batched.PoseEntries`."""
     rows = np.flatnonzero(valid)
     if len(rows) < 2:
         return float("nan"), float("nan")

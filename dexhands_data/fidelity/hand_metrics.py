@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..keypoints import WRIST
-from .batched import HandRows, chunk_slices, components_first, keypoint_mean, linear_map, norm_first, norm_last
+from .batched import (HandRows, chunk_slices, components_first, keypoint_mean, linear_map, norm_first,
+                      norm_last)
 
 #: A GT hand counts as "in view" when its wrist and at least this share of its keypoints project
 #: inside the image, in front of the camera.
@@ -260,7 +261,8 @@ def pair_errors(pairs: HandPairs, ref_2d: np.ndarray, ref_cam: np.ndarray | Hand
     parts = [_pair_errors(pairs.frame[c], pairs.ref_slot[c], pairs.other_slot[c], ref_2d, ref_rows, other_2d,
                           other_rows)
              for c in chunk_slices(len(pairs))]
-    return PairErrors(*(np.concatenate([getattr(e, f) for e in parts]) for f in PairErrors.__dataclass_fields__))
+    return PairErrors(*(np.concatenate([getattr(e, f) for e in parts])
+                        for f in PairErrors.__dataclass_fields__))
 
 
 def _pair_errors(frame: np.ndarray, ref_slot: np.ndarray, other_slot: np.ndarray, ref_2d: np.ndarray,

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched import HandRows, RelativePoses, chunk_slices, keypoint_mean, linear_map, norm_first, relative_poses
+from .batched import (HandRows, PoseEntries, RelativePoses, chunk_slices, keypoint_mean, linear_map,
+                      norm_first, relative_poses)
 
 MOTION_VARIANTS = ("with_camera", "camera_frame")
 
@@ -58,13 +59,14 @@ class PairCameras:
     ok: np.ndarray
 
     @classmethod
-    def of(cls, est_T: np.ndarray, gt_T: np.ndarray, valid: np.ndarray, rows_i: np.ndarray,
-           rows_j: np.ndarray) -> PairCameras:
-        """From poses (M, 4, 4) and ``valid`` (M,) both tracks' cameras valid."""
+    def of(cls, est_T: np.ndarray | PoseEntries, gt_T: np.ndarray | PoseEntries, valid: np.ndarray,
+           rows_i: np.ndarray, rows_j: np.ndarray) -> PairCameras:
+        """From poses (M, 4, 4) (or their :class:`~.batched.PoseEntries`) and ``valid`` (M,) both
+        tracks' cameras valid."""
         return cls(relative_poses(est_T, rows_i, rows_j), relative_poses(gt_T, rows_i, rows_j),
                    valid[rows_i] & valid[rows_j])
 
-    def subset(self, rows: np.ndarray) -> PairCameras:
+    def subset(self, rows: np.ndarray | slice) -> PairCameras:
         return PairCameras(self.est.subset(rows), self.gt.subset(rows), self.ok[rows])
 
 
@@ -138,16 +140,16 @@ def motion_results(est_cam: np.ndarray | HandRows, gt_cam: np.ndarray | HandRows
     """Both variants for the pairs ``(rows_i, rows_j)`` of aligned frames, by variant name
     (``with_camera`` only when cameras are given); the hands are gathered once for both.
 
-    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame (or their :class:`~.batched.HandRows`); ``est_for_gt`` (M, 2): the estimate's
-    slot matched to each GT slot (-1 none, :class:`~.hand_metrics.HandPairs`); a sample needs the GT
-    hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
+    est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame (or their :class:`~.batched.HandRows`);
+    ``est_for_gt`` (M, 2): the estimate's slot matched to each GT slot (-1 none,
+    :class:`~.hand_metrics.HandPairs`); a sample needs the GT hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
     With ``cameras`` of the P pairs, ``with_camera`` includes each track's own camera motion, on the
     pairs whose cameras are ok.
     """
     est_cam, gt_cam = HandRows.of(est_cam), HandRows.of(gt_cam)
     parts = []
     for c in chunk_slices(len(rows_i)):
-        chunk_cameras = None if cameras is None else cameras.subset(np.arange(len(rows_i))[c])
+        chunk_cameras = None if cameras is None else cameras.subset(c)
         parts.append(_variants_of_chunk(est_cam, gt_cam, est_for_gt, rows_i[c], rows_j[c], chunk_cameras))
     names = [n for n in MOTION_VARIANTS if n in parts[0]]
     return {name: MotionResult.of_chunks([part[name] for part in parts]) for name in names}

@@ -15,7 +15,7 @@ import numpy as np
 from ..records import EpisodeError
 from . import camera_metrics as cm
 from . import motion_metrics as mm
-from .batched import HandRows
+from .batched import HandRows, PoseEntries
 from .episodes import ScoredEpisode
 from .hand_metrics import PairErrors, hands_in_view, match_hands, pair_errors, reprojection_px
 from .pairing import align_frames, recording_key
@@ -98,13 +98,14 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
                        np.concatenate([h.consistency_px for h in hs]))
 
 
-def _stride(est: ScoredEpisode, gt: ScoredEpisode, rows: tuple[HandRows, HandRows], est_for_gt: np.ndarray,
-            stride: int, with_camera: bool) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
+def _stride(est: ScoredEpisode, gt: ScoredEpisode, rows: tuple[HandRows, HandRows],
+            poses: tuple[PoseEntries, PoseEntries] | None, est_for_gt: np.ndarray,
+            stride: int) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
     """Motion results and camera samples of one stride (the relative poses are computed once for both)."""
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
     cameras = None
-    if with_camera:
-        cameras = mm.PairCameras.of(est.T_world_cam, gt.T_world_cam, est.camera_valid & gt.camera_valid, i, j)
+    if poses is not None:
+        cameras = mm.PairCameras.of(*poses, est.camera_valid & gt.camera_valid, i, j)
     motion = mm.motion_results(rows[0], rows[1], est_for_gt, i, j, cameras)
     if cameras is None:
         return motion, None
@@ -132,14 +133,15 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     if not with_camera:
         notes.append(f"{est.dataset} episode {est.episode_id} has no camera poses: camera figures and "
                      "motion with camera skipped")
-    by_stride = {s: _stride(e, g, rows, pairs.other_for_ref, s, with_camera) for s in strides}
+    poses = (PoseEntries.of(e.T_world_cam), PoseEntries.of(g.T_world_cam)) if with_camera else None
+    by_stride = {s: _stride(e, g, rows, poses, pairs.other_for_ref, s) for s in strides}
     motion = {s: m for s, (m, _) in by_stride.items()}
     camera = None
     camera_end: list[tuple[float, float]] = []
     if with_camera:
         camera = {s: c for s, (_, c) in by_stride.items()}
         valid = e.camera_valid & g.camera_valid
-        camera_end = [cm.end_rotation_error_deg(e.T_world_cam, g.T_world_cam, valid)]
+        camera_end = [cm.end_rotation_error_deg(*poses, valid)]
     return EpisodeScore(recording_key(gt.source_path), est.episode_id, gt.episode_id, len(e), hands, motion,
                         camera, camera_end, notes)
 
