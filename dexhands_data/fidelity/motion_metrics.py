@@ -142,7 +142,8 @@ def motion_results(est_cam: np.ndarray | HandRows, gt_cam: np.ndarray | HandRows
 
     est_cam / gt_cam (M, 2, 21, 3) m, camera frame of each frame (or their :class:`~.batched.HandRows`);
     ``est_for_gt`` (M, 2): the estimate's slot matched to each GT slot (-1 none,
-    :class:`~.hand_metrics.HandPairs`); a sample needs the GT hand matched in both frames to the *same* estimated slot (a slot change breaks the action).
+    :class:`~.hand_metrics.HandPairs`); a sample needs the GT hand matched in both frames to the *same*
+    estimated slot (a slot change breaks the action).
     With ``cameras`` of the P pairs, ``with_camera`` includes each track's own camera motion, on the
     pairs whose cameras are ok.
     """
