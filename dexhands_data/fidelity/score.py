@@ -98,15 +98,16 @@ def pool_hands(hs: list[HandSamples]) -> HandSamples:
                        np.concatenate([h.consistency_px for h in hs]))
 
 
-def _stride(est: ScoredEpisode, gt: ScoredEpisode, rows: tuple[HandRows, HandRows],
+def _stride(est: ScoredEpisode, gt: ScoredEpisode, hands: tuple[HandRows, HandRows],
             poses: tuple[PoseEntries, PoseEntries] | None, est_for_gt: np.ndarray,
             stride: int) -> tuple[dict[str, mm.MotionResult], cm.CameraSamples | None]:
-    """Motion results and camera samples of one stride (the relative poses are computed once for both)."""
+    """Motion results and camera samples of one stride (the relative poses are computed once for both);
+    ``hands`` and ``poses`` are (estimate, ground truth)."""
     i, j = mm.stride_pairs(gt.source_frame_index, stride)
     cameras = None
     if poses is not None:
         cameras = mm.PairCameras.of(*poses, est.camera_valid & gt.camera_valid, i, j)
-    motion = mm.motion_results(rows[0], rows[1], est_for_gt, i, j, cameras)
+    motion = mm.motion_results(hands[0], hands[1], est_for_gt, i, j, cameras)
     if cameras is None:
         return motion, None
     ok = cameras.subset(np.flatnonzero(cameras.ok))
@@ -125,16 +126,16 @@ def score_episode(est: ScoredEpisode, gt: ScoredEpisode, strides: tuple[int, ...
     if grid != (1.0, 1.0):
         notes.append(f"{est.dataset} episode {est.episode_id} is {Ke.width}x{Ke.height}, the ground truth "
                      f"{K.width}x{K.height}: estimated pixels rescaled onto the ground truth's grid")
-    rows = HandRows.of(e.keypoints_cam), HandRows.of(g.keypoints_cam)  # once for all the gathers
+    hand_rows = HandRows.of(e.keypoints_cam), HandRows.of(g.keypoints_cam)  # once for all the gathers
     hands, pairs = hand_samples(g.keypoints_cam, g.keypoints_2d, g.hand_valid, K.width, K.height,
                                 e.keypoints_cam, e.keypoints_2d, e.hand_valid, Ke.K, match_fraction, grid,
-                                Ke.distortion, (rows[1], rows[0]))
+                                Ke.distortion, (hand_rows[1], hand_rows[0]))
     with_camera = e.has_camera
     if not with_camera:
         notes.append(f"{est.dataset} episode {est.episode_id} has no camera poses: camera figures and "
                      "motion with camera skipped")
     poses = (PoseEntries.of(e.T_world_cam), PoseEntries.of(g.T_world_cam)) if with_camera else None
-    by_stride = {s: _stride(e, g, rows, poses, pairs.other_for_ref, s) for s in strides}
+    by_stride = {s: _stride(e, g, hand_rows, poses, pairs.other_for_ref, s) for s in strides}
     motion = {s: m for s, (m, _) in by_stride.items()}
     camera = None
     camera_end: list[tuple[float, float]] = []
