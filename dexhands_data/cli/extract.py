@@ -84,9 +84,9 @@ def _hands_options(args) -> dict:
 def _vo_options(args, camera: str) -> dict:
     """VisualOdometry overrides of the --vo-* flags; a clear error when they meet another camera."""
     options: dict = {}
-    if getattr(args, "vo_bundle_adjustment", False):
+    if args.vo_bundle_adjustment:
         options["bundle_adjustment"] = True
-    if getattr(args, "vo_corner_precision", None) is not None:
+    if args.vo_corner_precision is not None:
         if not args.vo_corner_precision > 0:
             raise SystemExit(f"--vo-corner-precision must be > 0 px, got {args.vo_corner_precision}")
         options["feature_max_std_px"] = args.vo_corner_precision

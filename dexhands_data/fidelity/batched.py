@@ -63,7 +63,9 @@ class HandRows:
             return keypoints
         kp = np.asarray(keypoints)
         n, slots, k, c = kp.shape
-        return cls(components_first(kp).reshape(c, n * slots, k))
+        if slots != 2:
+            raise ValueError(f"keypoints of shape {kp.shape}: expected (N, 2, K, C), left then right hand")
+        return cls(components_first(kp).reshape(c, 2 * n, k))
 
     def take(self, frame: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """The hands (frame[i], slot[i]) as (C, S, K)."""
